@@ -1,0 +1,1 @@
+"""The paravirtualised kernels of the domains and their drivers."""

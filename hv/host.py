@@ -1,0 +1,39 @@
+"""One physical machine running Xen: the hypervisor, its virtual time, and
+dom0, assembled and ready to drive from Python."""
+
+from __future__ import annotations
+
+import random
+
+from hv.public.xen import PAGE_SHIFT
+from hv.xen.dom0_build import construct_dom0
+from hv.xen.hypervisor import GiB, MiB, Xen
+from hv.xen.timer import EventLoop
+
+DEFAULT_CPUS = 4
+DEFAULT_MEMORY = 16 * GiB
+DEFAULT_DOM0_MEMORY = 1 * GiB
+
+
+class Host:
+    def __init__(self, cpus: int = DEFAULT_CPUS, memory: int = DEFAULT_MEMORY,
+                 dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
+                 seed: int = 0, cmdline: str = "", trace_capacity: int = 65536):
+        self.seed = seed
+        self.random = random.Random(seed)
+        self.clock = EventLoop()
+        self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
+                       cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",
+                       trace_capacity=trace_capacity)
+        self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
+                                   dom0_vcpus or min(cpus, 32))
+
+    @property
+    def now(self) -> int:
+        return self.clock.now
+
+    def run(self, until: int | None = None) -> int:
+        return self.clock.run(until)
+
+    def step(self) -> bool:
+        return self.clock.step()

@@ -1,0 +1,275 @@
+"""The machine's invariants, checked from scratch (in the spirit of Xen's
+audit code): every test ends a scenario by calling ``audit``.
+
+It recomputes, from the mappings, pins and page tables that exist, what
+every frame's reference and type counts must be, and compares; it checks
+that frames are free or owned exactly once, that the P2M and M2P agree,
+that interdomain channels are paired, and that grant pins and flags agree
+with the mappings that hold them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from hv.public.grant_table import (
+    GNTMAP_device_map, GNTMAP_host_map, GNTMAP_readonly, GTF_reading, GTF_writing,
+)
+from hv.public.xen import PTE_MFN_MASK, PAGE_SHIFT, _PAGE_PRESENT, _PAGE_RW
+from hv.xen.domain import DOMDYING_alive, DOMDYING_dead
+from hv.xen.event_channel import (
+    ECS_FREE, ECS_INTERDOMAIN, ECS_PIRQ, ECS_RESERVED, ECS_VIRQ, virq_is_global,
+)
+from hv.xen.grant_table import (
+    GNTPIN_devr_inc, GNTPIN_devw_inc, GNTPIN_hstr_inc, GNTPIN_hstw_inc, GNTPIN_write_mask,
+)
+from hv.xen.mm import (
+    DOMHEAP, PAGE_TABLE_TYPES, PGT_l1_page_table, PGT_writable_page, XENHEAP,
+)
+
+if TYPE_CHECKING:
+    from hv.xen.hypervisor import Xen
+
+
+class AuditError(AssertionError):
+    pass
+
+
+def audit(xen: "Xen") -> list[str]:
+    """Every invariant the machine breaks, one line each (empty when sound)."""
+    problems: list[str] = []
+    _audit_frames(xen, problems)
+    _audit_domains_memory(xen, problems)
+    _audit_references(xen, problems)
+    _audit_grants(xen, problems)
+    _audit_event_channels(xen, problems)
+    return problems
+
+
+def assert_clean(xen: "Xen") -> None:
+    problems = audit(xen)
+    if problems:
+        raise AuditError("machine invariants broken:\n  " + "\n  ".join(problems[:40]))
+
+
+# ---------------------------------------------------------------- frames
+def _audit_frames(xen: "Xen", problems: list[str]) -> None:
+    """Each frame of the heap's range is free or owned, never both, never
+    neither."""
+    heap = xen.heap
+    spans = [(m, m + (1 << o), "free") for m, o in heap.free_blocks()]
+    spans += [(r.start, r.end, f"d{r.tag[0].domid}") for r in xen.frames.m2p]
+    spans.sort()
+    free = sum(e - s for s, e, what in spans if what == "free")
+    if free != heap.free_pages:
+        problems.append(f"heap counts {heap.free_pages} free pages, its blocks hold {free}")
+    pos = heap.first
+    for start, end, what in spans:
+        if start < pos:
+            problems.append(f"frames {start:#x}-{end - 1:#x} ({what}) overlap frames before {pos:#x}")
+        elif start > pos:
+            problems.append(f"frames {pos:#x}-{start - 1:#x} are neither free nor owned")
+        pos = max(pos, end)
+    if pos != heap.end:
+        problems.append(f"frames {pos:#x}-{heap.end - 1:#x} are neither free nor owned")
+
+
+def _audit_domains_memory(xen: "Xen", problems: list[str]) -> None:
+    m2p = xen.frames.m2p
+    owned: dict[int, Counter] = {}
+    for run in m2p:
+        d, pool = run.tag
+        owned.setdefault(id(d), Counter())[pool] += run.length
+        if xen.domains.get(d.domid) is not d:
+            problems.append(f"frames {run.start:#x}+{run.length} belong to d{d.domid}, "
+                            "which is not a domain")
+        if run.value is None:
+            continue
+        back = list(d.p2m.runs(run.value, run.value + run.length))
+        if sum(b.length for b in back) != run.length or any(
+                b.value != run.start + (b.start - run.value) for b in back):
+            problems.append(f"d{d.domid}: M2P gives mfns {run.start:#x}+{run.length} gpfns "
+                            f"from {run.value:#x}, the P2M does not map them back")
+    for d in xen.domains:
+        counts = owned.get(id(d), Counter())
+        if counts[DOMHEAP] != d.tot_pages:
+            problems.append(f"d{d.domid}: tot_pages {d.tot_pages}, owns {counts[DOMHEAP]}")
+        if counts[XENHEAP] != d.xenheap_pages:
+            problems.append(f"d{d.domid}: xenheap_pages {d.xenheap_pages}, owns {counts[XENHEAP]}")
+        mine = sum(r.length for r in d.frames)
+        if mine != counts[DOMHEAP] + counts[XENHEAP]:
+            problems.append(f"d{d.domid}: its frame list holds {mine}, the M2P gives it "
+                            f"{counts[DOMHEAP] + counts[XENHEAP]}")
+        for run in d.p2m:
+            for m in m2p.runs(run.value, run.value + run.length):
+                d_owner, pool = m.tag
+                if d_owner is not d or pool != DOMHEAP:
+                    problems.append(f"d{d.domid}: gpfn {run.start:#x} maps mfn {m.start:#x}, "
+                                    f"owned by d{d_owner.domid} ({pool})")
+                expect = run.start + (m.start - run.value)
+                if m.value != expect:
+                    problems.append(f"d{d.domid}: P2M gives gpfn {expect:#x} mfn {m.start:#x}, "
+                                    f"the M2P says gpfn {m.value}")
+            covered = sum(m.length for m in m2p.runs(run.value, run.value + run.length))
+            if covered != run.length:
+                problems.append(f"d{d.domid}: gpfns {run.start:#x}+{run.length} map unowned frames")
+        if d.is_dying == DOMDYING_dead and not d.tot_pages and not xen.frames.xenheap_in_use(d):
+            problems.append(f"d{d.domid} is dead with nothing left, yet not destroyed")
+
+
+# ---------------------------------------------------------------- references
+def _audit_references(xen: "Xen", problems: list[str]) -> None:
+    """Reference and type counts are exactly what mappings, pins and live
+    page tables account for."""
+    frames = xen.frames
+    refs: Counter = Counter()
+    types: dict[int, tuple[int, int]] = {}   # mfn -> (type, count)
+
+    def take_type(mfn: int, type_: int) -> None:
+        have = types.get(mfn)
+        if have is not None and have[0] != type_:
+            problems.append(f"mfn {mfn:#x} is used as two types")
+        types[mfn] = (type_, (have[1] if have else 0) + 1)
+
+    for d in xen.domains:
+        gt = d.grant_table
+        if gt is None:
+            continue
+        for m in gt.maptrack.values():
+            ro = bool(m.flags & GNTMAP_readonly)
+            for kind in (GNTMAP_device_map, GNTMAP_host_map):
+                if m.flags & kind:
+                    refs[m.mfn] += 1
+                    if not ro:
+                        take_type(m.mfn, PGT_writable_page)
+    for mfn, (_, info, _) in frames.special_frames().items():
+        if info is None or info.type not in PAGE_TABLE_TYPES or not info.count:
+            continue
+        if info.pinned:
+            refs[mfn] += 1
+            take_type(mfn, info.type)
+        for entry in frames.entries(mfn):
+            if not entry & _PAGE_PRESENT:
+                continue
+            target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
+            refs[target] += 1
+            if info.type == PGT_l1_page_table:
+                if entry & _PAGE_RW:
+                    take_type(target, PGT_writable_page)
+            else:
+                take_type(target, info.type - 1)
+
+    special = frames.special_frames()
+    for mfn in set(special) | set(refs) | set(types):
+        if frames.owner(mfn) is None:
+            problems.append(f"mfn {mfn:#x} is referenced but free")
+            continue
+        count, info, dropped = special.get(mfn, (frames.count(mfn), None, False))
+        expect = (0 if dropped else 1) + refs[mfn]
+        if count != expect:
+            problems.append(f"mfn {mfn:#x}: count {count}, mappings and tables account "
+                            f"for {expect}")
+        if dropped and not refs[mfn]:
+            problems.append(f"mfn {mfn:#x}: released by its owner and unused, yet not freed")
+        want = types.get(mfn)
+        have = (info.type, info.count) if info is not None else None
+        if want != have:
+            problems.append(f"mfn {mfn:#x}: type {have}, expected {want}")
+
+
+# ---------------------------------------------------------------- grants
+def _audit_grants(xen: "Xen", problems: list[str]) -> None:
+    pins: dict[tuple[int, int], int] = Counter()
+    holders: dict[tuple[int, int], set[int]] = {}
+    for d in xen.domains:
+        gt = d.grant_table
+        if gt is None:
+            continue
+        views: Counter = Counter()
+        for m in gt.maptrack.values():
+            ro = bool(m.flags & GNTMAP_readonly)
+            key = (m.domid, m.ref)
+            if m.flags & GNTMAP_device_map:
+                pins[key] += GNTPIN_devr_inc if ro else GNTPIN_devw_inc
+            if m.flags & GNTMAP_host_map:
+                pins[key] += GNTPIN_hstr_inc if ro else GNTPIN_hstw_inc
+                views[(m.mfn, ro)] += 1
+            holders.setdefault(key, set()).add(d.domid)
+            if xen.domains.get(m.domid) is None:
+                problems.append(f"d{d.domid} maps a grant of d{m.domid}, which is gone")
+        have = {(mfn, ro): n for mfn, (r, w) in d.foreign_maps.items()
+                for ro, n in ((True, r), (False, w)) if n}
+        if have != dict(views):
+            problems.append(f"d{d.domid}: host mappings {have} disagree with its maptrack {dict(views)}")
+    for rd in xen.domains:
+        gt = rd.grant_table
+        if gt is None:
+            continue
+        for ref, act in gt.active.items():
+            key = (rd.domid, ref)
+            if act.pin != pins.get(key, 0):
+                problems.append(f"d{rd.domid} ref {ref}: pin {act.pin:#x}, mappings hold "
+                                f"{pins.get(key, 0):#x}")
+            if holders.get(key, {act.domid}) != {act.domid}:
+                problems.append(f"d{rd.domid} ref {ref}: mapped by {holders[key]}, active "
+                                f"for d{act.domid}")
+            if xen.frames.owner(act.mfn) is not rd:
+                problems.append(f"d{rd.domid} ref {ref}: its frame {act.mfn:#x} changed owner")
+            flags = gt.entry(ref)[0]
+            if not flags & GTF_reading:
+                problems.append(f"d{rd.domid} ref {ref}: in use but GTF_reading is clear")
+            if bool(flags & GTF_writing) != bool(act.pin & GNTPIN_write_mask):
+                problems.append(f"d{rd.domid} ref {ref}: GTF_writing {bool(flags & GTF_writing)}, "
+                                f"writable pins {bool(act.pin & GNTPIN_write_mask)}")
+        for key in pins:
+            if key[0] == rd.domid and key[1] not in gt.active:
+                problems.append(f"d{rd.domid} ref {key[1]} is mapped but not active")
+
+
+# ---------------------------------------------------------------- event channels
+def _audit_event_channels(xen: "Xen", problems: list[str]) -> None:
+    for d in xen.domains:
+        ed = d.evtchn
+        if ed is None:
+            continue
+        active = 0
+        if not ed.chans or ed.chans[0].state != ECS_RESERVED:
+            problems.append(f"d{d.domid}: port 0 is not reserved")
+        for chn in ed.chans[1:]:
+            if chn.state in (ECS_FREE, ECS_RESERVED):
+                continue
+            active += 1
+            if chn.port > ed.max_port:
+                problems.append(f"d{d.domid} port {chn.port} is above max_evtchn_port")
+            if chn.state == ECS_INTERDOMAIN:
+                rd = chn.remote_dom
+                if xen.domains.get(rd.domid) is not rd:
+                    problems.append(f"d{d.domid} port {chn.port} is bound to a gone domain")
+                    continue
+                peer = rd.evtchn.chan(chn.remote_port)
+                if (peer is None or peer.state != ECS_INTERDOMAIN or peer.remote_dom is not d
+                        or peer.remote_port != chn.port):
+                    problems.append(f"d{d.domid} port {chn.port} -> d{rd.domid}:{chn.remote_port} "
+                                    "is not paired back")
+            elif chn.state == ECS_VIRQ:
+                owner = d.vcpus[0 if virq_is_global(chn.virq) else chn.notify_vcpu_id]
+                if owner.virq_to_evtchn[chn.virq] != chn.port:
+                    problems.append(f"d{d.domid} port {chn.port}: VIRQ {chn.virq} not recorded")
+            elif chn.state == ECS_PIRQ:
+                if ed.pirq_to_evtchn.get(chn.pirq) != chn.port:
+                    problems.append(f"d{d.domid} port {chn.port}: PIRQ {chn.pirq} not recorded")
+        if active != ed.active:
+            problems.append(f"d{d.domid}: {ed.active} active ports counted, {active} found")
+        for v in d.vcpus:
+            for virq, port in enumerate(v.virq_to_evtchn):
+                chn = ed.chan(port) if port else None
+                if port and (chn is None or chn.state != ECS_VIRQ or chn.virq != virq):
+                    problems.append(f"d{d.domid}v{v.vcpu_id}: VIRQ {virq} -> port {port}, "
+                                    "which is not bound to it")
+        for pirq, port in ed.pirq_to_evtchn.items():
+            chn = ed.chan(port)
+            if chn is None or chn.state != ECS_PIRQ or chn.pirq != pirq:
+                problems.append(f"d{d.domid}: PIRQ {pirq} -> port {port}, not bound to it")
+        if d.is_dying != DOMDYING_alive and active:
+            problems.append(f"d{d.domid} is dying with {active} ports open")

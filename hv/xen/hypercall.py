@@ -1,0 +1,103 @@
+"""The hypercall table and its one boundary (the role of Xen's
+arch/x86/hypercall.c and common/multicall.c).
+
+A guest reaches the hypervisor only here: ``call(vcpu, number, *args)``.
+Inside, errors are XenError; this is the one place they become Xen's
+negative errno. Every call is traced with its arguments and result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from hv.public.errno import EFAULT, EINVAL, ENOSYS
+from hv.public.xen import (
+    HYPERCALL_NAMES, HYPERVISOR_console_io, HYPERVISOR_domctl,
+    HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
+    HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall,
+    HYPERVISOR_sched_op, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
+    HYPERVISOR_xen_version, MulticallEntry,
+)
+from hv.xen.errors import XenError
+
+if TYPE_CHECKING:
+    from hv.xen.domain import VCPU
+    from hv.xen.hypervisor import Xen
+
+
+class Hypercall(NamedTuple):
+    name: str
+    fn: Callable
+    nargs: tuple[int, int]       # least and most arguments after the vCPU
+
+
+class HypercallTable:
+    def __init__(self, xen: "Xen"):
+        self.xen = xen
+        self._in_multicall = False
+        entries = {
+            HYPERVISOR_mmu_update: (xen.mmu.do_mmu_update, (1, 2)),
+            HYPERVISOR_memory_op: (xen.memory.do_memory_op, (2, 2)),
+            HYPERVISOR_multicall: (self.do_multicall, (1, 1)),
+            HYPERVISOR_set_timer_op: (self.do_set_timer_op, (1, 1)),
+            HYPERVISOR_xen_version: (xen.version.do_xen_version, (1, 2)),
+            HYPERVISOR_console_io: (xen.console.do_console_io, (3, 3)),
+            HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),
+            HYPERVISOR_vcpu_op: (xen.vcpu_ops.do_vcpu_op, (2, 3)),
+            HYPERVISOR_mmuext_op: (xen.mmu.do_mmuext_op, (1, 2)),
+            HYPERVISOR_sched_op: (self.do_sched_op, (1, 2)),
+            HYPERVISOR_event_channel_op: (xen.evtchn.do_event_channel_op, (2, 2)),
+            HYPERVISOR_domctl: (self.do_domctl, (1, 1)),
+        }
+        self.table: dict[int, Hypercall] = {
+            nr: Hypercall(HYPERCALL_NAMES[nr], fn, nargs) for nr, (fn, nargs) in entries.items()
+        }
+
+    def call(self, v: "VCPU", nr: int, *args) -> tuple[int, Any]:
+        """Run hypercall ``nr`` for vCPU ``v``. Returns (rc, out): rc is what
+        Xen returns in rax (a negative errno on failure), out is the argument
+        as Xen leaves it (OUT fields filled in), or None."""
+        xen = self.xen
+        entry = self.table.get(nr)
+        seq = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id,
+                              entry.name if entry else f"#{nr}", args)
+        if entry is None:
+            rc, out = -ENOSYS, None
+        elif not entry.nargs[0] <= len(args) <= entry.nargs[1]:
+            rc, out = -EFAULT, None
+        else:
+            try:
+                rc, out = entry.fn(v, *args)
+            except XenError as e:
+                rc, out = -e.errno, None
+        xen.trace.finish(seq, rc)
+        if xen.deferred:
+            xen.run_deferred()
+        return rc, out
+
+    def do_sched_op(self, v: "VCPU", cmd: int, arg=None):
+        return self.xen.sched.do_sched_op(v, cmd, arg), arg
+
+    def do_set_timer_op(self, v: "VCPU", timeout):
+        return self.xen.sched.do_set_timer_op(v, timeout), None
+
+    def do_domctl(self, v: "VCPU", op):
+        return self.xen.domctl.do_domctl(v, op)
+
+    def do_multicall(self, v: "VCPU", entries):
+        """Run each entry in turn; each gets its own result. A multicall
+        inside a multicall is refused."""
+        if not isinstance(entries, (tuple, list)) or any(
+                type(e) is not MulticallEntry for e in entries):
+            raise XenError(EFAULT)
+        if self._in_multicall:
+            raise XenError(EINVAL)
+        self._in_multicall = True
+        try:
+            results = []
+            for entry in entries:
+                args = tuple(a for a in entry.args)
+                results.append(self.call(v, entry.op, *args))
+        finally:
+            self._in_multicall = False
+        return 0, tuple(results)

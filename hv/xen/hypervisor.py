@@ -1,0 +1,110 @@
+"""The hypervisor: every subsystem, wired together (the role of Xen's
+arch/x86/setup.c bringing the machine up)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from hv.public.xen import PAGE_SHIFT
+from hv.xen.console import Console
+from hv.xen.domain import DomainList
+from hv.xen.domctl import Domctl
+from hv.xen.event_channel import EventChannels
+from hv.xen.grant_table import GrantTables
+from hv.xen.hypercall import HypercallTable
+from hv.xen.memory import Memory
+from hv.xen.mm import FrameTable
+from hv.xen.mmu import MMU
+from hv.xen.p2m import P2M
+from hv.xen.page_alloc import MachineMemory, PageAllocator
+from hv.xen.schedule import Scheduler
+from hv.xen.timer import EventLoop
+from hv.xen.trace import TraceBuffer
+from hv.xen.vcpu_op import VcpuOps
+from hv.xen.version import Version
+from hv.xen.xsm import XSM
+
+GiB = 1 << 30
+MiB = 1 << 20
+# Machine frames below this are Xen's own (its image, heap and tables) and
+# never enter the domain heap.
+XEN_RESERVED_BYTES = 16 * MiB
+
+
+class Xen:
+    def __init__(self, clock: EventLoop, nr_cpus: int = 4, memory_bytes: int = 16 * GiB,
+                 cmdline: str = "", trace_capacity: int = 65536):
+        if nr_cpus < 1:
+            raise ValueError("a host needs at least one CPU")
+        if memory_bytes < 2 * XEN_RESERVED_BYTES:
+            raise ValueError(f"a host needs at least {2 * XEN_RESERVED_BYTES // MiB} MiB")
+        self.clock = clock
+        self.nr_cpus = nr_cpus
+        self.cpu_khz = 3_000_000
+        self.cmdline = cmdline
+        nr_frames = memory_bytes >> PAGE_SHIFT
+        self.reserved_frames = XEN_RESERVED_BYTES >> PAGE_SHIFT
+        self.ram = MachineMemory(nr_frames)
+        self.heap = PageAllocator(self.reserved_frames, nr_frames - self.reserved_frames)
+        self.frames = FrameTable(self.ram, self.heap)
+        self.frames.on_release = lambda d: self.defer(self.domains.complete_destroy_if_done, d)
+        self.p2m = P2M(self.frames)
+        self.trace = TraceBuffer(clock, trace_capacity)
+        self.xsm = XSM()
+        self.console = Console(self)
+        self.domains = DomainList(self)
+        self.evtchn = EventChannels(self)
+        self.gnttab = GrantTables(self)
+        self.sched = Scheduler(self)
+        self.memory = Memory(self)
+        self.mmu = MMU(self)
+        self.vcpu_ops = VcpuOps(self)
+        self.version = Version(self, cmdline)
+        self.domctl = Domctl(self)
+        self.hypercalls = HypercallTable(self)
+        self.hardware_domain = None
+        # Work that must wait until the current operation is complete, as
+        # Xen defers final domain destruction to an RCU callback.
+        self.deferred: list[tuple[Callable, tuple]] = []
+        self.console.printk(f"Xen version {self.version.version_string} (xenlab)")
+        self.console.printk(f"Command line: {cmdline}")
+        self.console.printk(f"System RAM: {memory_bytes // MiB}MB, {nr_cpus} CPUs")
+
+    def hypercall(self, v, nr: int, *args) -> tuple[int, Any]:
+        return self.hypercalls.call(v, nr, *args)
+
+    def defer(self, fn: Callable, *args) -> None:
+        self.deferred.append((fn, args))
+
+    def run_deferred(self) -> None:
+        while self.deferred:
+            fn, args = self.deferred.pop(0)
+            fn(*args)
+
+    @property
+    def total_pages(self) -> int:
+        return self.heap.total_pages
+
+    @property
+    def free_pages(self) -> int:
+        return self.heap.free_pages
+
+    def debug_key(self, key: str) -> str:
+        """The hypervisor's debug keys ('h' lists them); the report also goes
+        to the console ring, where `xl dmesg` shows it."""
+        keys = {
+            "e": ("dump evtchn info", self.evtchn.dump),
+            "g": ("print grant table usage", self.gnttab.dump),
+            "q": ("dump domain (and guest debug) info", self.domains.dump),
+            "r": ("dump run queues", self.sched.dump),
+        }
+        if key == "h":
+            lines = ["'h' pressed -> showing installed handlers"]
+            lines += [f" key '{k}' (ascii '{ord(k):02x}') => {desc}" for k, (desc, _) in sorted(keys.items())]
+            report = "\n".join(lines)
+        elif key in keys:
+            report = keys[key][1]()
+        else:
+            report = f"'{key}' pressed -> no handler"
+        self.console.printk(report)
+        return report

@@ -1,0 +1,172 @@
+"""memory_op (the role of Xen's common/memory.c): growing and shrinking a
+domain's reservation, and asking about it.
+
+The reservation operations never fail with an errno: they return how many
+extents they completed, stopping at the first that could not be done
+(including when the caller may not touch the domain), as Xen does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hv.public.errno import EFAULT, EINVAL, ENOSYS, ESRCH
+from hv.public.memory import (
+    MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, XENMEM_current_reservation,
+    XENMEM_decrease_reservation, XENMEM_increase_reservation, XENMEM_maximum_gpfn,
+    XENMEM_maximum_ram_page, XENMEM_maximum_reservation, XENMEM_populate_physmap,
+    XENMEMF_populate_on_demand, XenMemoryDomain, XenMemoryReservation,
+)
+from hv.public.xen import DOMID_SELF
+from hv.xen.errors import XenError
+from hv.xen.page_alloc import MAX_ORDER
+
+if TYPE_CHECKING:
+    from hv.xen.domain import VCPU, Domain
+    from hv.xen.hypervisor import Xen
+
+DOMU_MAX_ORDER = 9        # x86: PAGETABLE_ORDER
+HWDOM_MAX_ORDER = 12
+CTLDOM_MAX_ORDER = MAX_ORDER
+
+
+class Memory:
+    def __init__(self, xen: "Xen"):
+        self.xen = xen
+
+    def max_order(self, d: "Domain") -> int:
+        order = DOMU_MAX_ORDER
+        if d.is_privileged:
+            order = max(order, CTLDOM_MAX_ORDER)
+        if d.is_hardware_domain:
+            order = max(order, HWDOM_MAX_ORDER)
+        return min(order, MAX_ORDER)
+
+    def do_memory_op(self, v: "VCPU", cmd: int, arg):
+        start_extent = cmd >> MEMOP_EXTENT_SHIFT
+        op = cmd & MEMOP_CMD_MASK
+        if op in (XENMEM_increase_reservation, XENMEM_decrease_reservation,
+                  XENMEM_populate_physmap):
+            if type(arg) is not XenMemoryReservation:
+                return start_extent, arg
+            return self._reservation_op(v, op, start_extent, arg)
+        if op == XENMEM_maximum_ram_page:
+            if start_extent:
+                raise XenError(EINVAL)
+            return self.xen.ram.nr_frames, arg
+        if op in (XENMEM_current_reservation, XENMEM_maximum_reservation, XENMEM_maximum_gpfn):
+            if start_extent:
+                raise XenError(EINVAL)
+            if type(arg) is not XenMemoryDomain:
+                raise XenError(EFAULT)
+            d = v.domain if arg.domid == DOMID_SELF else self.xen.domains.get(arg.domid)
+            if d is None:
+                raise XenError(ESRCH)
+            self.xen.xsm.target(v.domain, d)
+            if op == XENMEM_current_reservation:
+                return d.tot_pages, arg
+            if op == XENMEM_maximum_reservation:
+                return d.max_pages, arg
+            last = max((run.end for run in d.p2m), default=0)
+            return last - 1, arg
+        raise XenError(ENOSYS)
+
+    def _reservation_op(self, v: "VCPU", op: int, start: int, res: XenMemoryReservation):
+        caller = v.domain
+        if res.nr_extents > (0xFFFFFFFF >> MEMOP_EXTENT_SHIFT) or start >= res.nr_extents:
+            return start, res
+        d = caller if res.domid == DOMID_SELF else self.xen.domains.get(res.domid)
+        if d is None or not self.xen.xsm.is_target(caller, d):
+            return start, res
+        extents = res.extent_start
+        if extents is not None and (not isinstance(extents, tuple) or len(extents) < res.nr_extents):
+            return start, res   # the guest's list is shorter than it says
+        if res.extent_order > self.max_order(caller):
+            return start, res
+        if op == XENMEM_increase_reservation:
+            done, out = self.increase_reservation(d, res, start)
+        elif op == XENMEM_decrease_reservation:
+            if extents is None:
+                return start, res
+            done, out = self.decrease_reservation(d, res, start)
+        else:
+            if extents is None or res.mem_flags & XENMEMF_populate_on_demand:
+                return start, res
+            done, out = self.populate_physmap(d, res, start)
+        self.xen.trace.emit("memory", caller.domid, v.vcpu_id, _OP_NAMES[op],
+                            (d.domid, res.nr_extents, res.extent_order), done)
+        if out is not None:
+            res = XenMemoryReservation(extent_start=out, nr_extents=res.nr_extents,
+                                       extent_order=res.extent_order,
+                                       mem_flags=res.mem_flags, domid=res.domid)
+        return done, res
+
+    def increase_reservation(self, d: "Domain", res: XenMemoryReservation, start: int):
+        """Allocate extents; report their MFNs. They join no gpfn until the
+        guest says where (MMU_MACHPHYS_UPDATE)."""
+        frames = self.xen.frames
+        out = list(res.extent_start) if res.extent_start is not None else None
+        i = start
+        while i < res.nr_extents:
+            try:
+                mfn = frames.alloc_domheap_pages(d, res.extent_order)
+            except XenError:
+                break
+            if mfn is None:
+                break
+            if out is not None:
+                out[i] = mfn
+            i += 1
+        return i, tuple(out) if out is not None else None
+
+    def decrease_reservation(self, d: "Domain", res: XenMemoryReservation, start: int):
+        """Give extents back, named by GMFN (the machine frame, for PV). A
+        frame another domain still maps is freed when it lets go."""
+        i = start
+        while i < res.nr_extents:
+            gmfn = res.extent_start[i]
+            if not isinstance(gmfn, int):
+                break
+            if any(not self.guest_remove_page(d, gmfn + j)
+                   for j in range(1 << res.extent_order)):
+                break
+            i += 1
+        return i, None
+
+    def guest_remove_page(self, d: "Domain", mfn: int) -> bool:
+        frames = self.xen.frames
+        if not frames.is_allocated(mfn) or not frames.get_page(mfn, d):
+            return False
+        gpfn = frames.gpfn(mfn)
+        if gpfn is not None:
+            self.xen.p2m.guest_physmap_remove_page(d, gpfn, mfn, 0)
+        frames.put_page_alloc_ref(mfn)
+        frames.put_page(mfn)
+        return True
+
+    def populate_physmap(self, d: "Domain", res: XenMemoryReservation, start: int):
+        """Allocate extents at the GPFNs given; report their MFNs back."""
+        frames = self.xen.frames
+        out = list(res.extent_start)
+        i = start
+        while i < res.nr_extents:
+            gpfn = out[i]
+            if not isinstance(gpfn, int) or gpfn < 0:
+                break
+            try:
+                mfn = frames.alloc_domheap_pages(d, res.extent_order)
+            except XenError:
+                break
+            if mfn is None:
+                break
+            self.xen.p2m.guest_physmap_add_page(d, gpfn, mfn, res.extent_order)
+            out[i] = mfn
+            i += 1
+        return i, tuple(out)
+
+
+_OP_NAMES = {
+    XENMEM_increase_reservation: "increase_reservation",
+    XENMEM_decrease_reservation: "decrease_reservation",
+    XENMEM_populate_physmap: "populate_physmap",
+}

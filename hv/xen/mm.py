@@ -1,0 +1,423 @@
+"""The frame table (the role of Xen's arch/x86/mm.c and struct page_info).
+
+Every machine frame is free in the heap or owned by exactly one domain. An
+owned frame has:
+
+- a reference count (``count_info``): one reference while it is allocated to
+  its owner (PGC_allocated), plus one per mapping or other user. It is freed
+  when the count reaches zero, so a frame that is mapped or referenced can't
+  be freed or change owner;
+- a type with a type count (``type_info``): none, writable, L1-L4 page table,
+  GDT or LDT. A frame holds one type at a time; the type can change only when
+  its type count is zero. That is how Xen keeps a writable mapping of a page
+  table from ever existing.
+
+State is sparse: ownership and the M2P (mfn -> gpfn) are runs in a RangeMap;
+counts and types are stored only for frames that differ from the default
+(count 1, no type).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Iterator
+
+from hv.public.errno import E2BIG, EFAULT, EINVAL, EPERM
+from hv.public.xen import (
+    PAGE_SHIFT, PTE_MFN_MASK, _PAGE_PRESENT, _PAGE_RW,
+)
+from hv.xen.errors import XenError
+from hv.xen.page_alloc import MachineMemory, PageAllocator
+from hv.xen.rangemap import RangeMap
+
+if TYPE_CHECKING:
+    from hv.xen.domain import Domain
+
+# Page types (type_info & PGT_type_mask).
+PGT_none = 0
+PGT_l1_page_table = 1
+PGT_l2_page_table = 2
+PGT_l3_page_table = 3
+PGT_l4_page_table = 4
+PGT_gdt_page = 5
+PGT_ldt_page = 6
+PGT_writable_page = 7
+
+PGT_NAMES = {
+    PGT_none: "none", PGT_l1_page_table: "l1", PGT_l2_page_table: "l2",
+    PGT_l3_page_table: "l3", PGT_l4_page_table: "l4", PGT_gdt_page: "gdt",
+    PGT_ldt_page: "ldt", PGT_writable_page: "writable",
+}
+PAGE_TABLE_TYPES = (PGT_l1_page_table, PGT_l2_page_table, PGT_l3_page_table, PGT_l4_page_table)
+
+# Which pool a frame came from: a domain's own memory (counted in tot_pages),
+# or a hypervisor page shared with it (shared_info, grant-table frames).
+DOMHEAP = "domheap"
+XENHEAP = "xenheap"
+
+_PTE = struct.Struct("<512Q")
+
+
+class TypeInfo:
+    __slots__ = ("type", "count", "pinned")
+
+    def __init__(self, type_: int):
+        self.type = type_
+        self.count = 0
+        self.pinned = False
+
+    def __repr__(self) -> str:
+        pin = " pinned" if self.pinned else ""
+        return f"<{PGT_NAMES[self.type]} x{self.count}{pin}>"
+
+
+class FrameTable:
+    def __init__(self, mem: MachineMemory, heap: PageAllocator):
+        self.mem = mem
+        self.heap = heap
+        # mfn -> gpfn (the M2P), tagged with (owner, pool).
+        self.m2p = RangeMap()
+        self._count: dict[int, int] = {}        # reference counts other than 1
+        self._alloc_dropped: set[int] = set()   # owned, PGC_allocated released
+        self._type: dict[int, TypeInfo] = {}    # frames with a type reference
+        # Dying domains whose last frames are awaited, and who to tell when
+        # one of their frames is let go.
+        self.dying: set["Domain"] = set()
+        self.on_release = None
+
+    # ------------------------------------------------------------ queries
+    def owner(self, mfn: int) -> "Domain | None":
+        hit = self.m2p.get(mfn)
+        return None if hit is None else hit[1][0]
+
+    def pool(self, mfn: int) -> str | None:
+        hit = self.m2p.get(mfn)
+        return None if hit is None else hit[1][1]
+
+    def gpfn(self, mfn: int) -> int | None:
+        hit = self.m2p.get(mfn)
+        return None if hit is None else hit[0]
+
+    def count(self, mfn: int) -> int:
+        if self.m2p.find(mfn) is None:
+            return 0
+        return self._count.get(mfn, 1)
+
+    def is_allocated(self, mfn: int) -> bool:
+        """Owned, with its PGC_allocated reference still held."""
+        return self.m2p.find(mfn) is not None and mfn not in self._alloc_dropped
+
+    def type_of(self, mfn: int) -> tuple[int, int, bool]:
+        """(type, type count, pinned)."""
+        t = self._type.get(mfn)
+        return (PGT_none, 0, False) if t is None else (t.type, t.count, t.pinned)
+
+    def frames_of(self, d: "Domain") -> Iterator[tuple[int, int, str]]:
+        """(first mfn, count, pool) of each run of frames ``d`` owns."""
+        for run in d.frames:
+            yield run.start, run.length, run.tag
+
+    def special_frames(self) -> dict[int, tuple[int, TypeInfo | None, bool]]:
+        """Frames whose count, type or allocation differs from the default:
+        mfn -> (count, type info, PGC_allocated released)."""
+        keys = set(self._count) | set(self._type) | self._alloc_dropped
+        return {m: (self.count(m), self._type.get(m), m in self._alloc_dropped)
+                for m in sorted(keys)}
+
+    # ------------------------------------------------------------ ownership
+    def assign_pages(self, d: "Domain", mfn: int, count: int, pool: str = DOMHEAP) -> None:
+        """Give ``count`` free frames from ``mfn`` to ``d`` (assign_pages())."""
+        if d.is_dying:
+            raise XenError(EINVAL)
+        if pool == DOMHEAP and d.tot_pages + count > d.max_pages:
+            raise XenError(E2BIG)
+        self.m2p.set(mfn, count, None, (d, pool))
+        d.frames.set(mfn, count, None, pool)
+        if pool == DOMHEAP:
+            d.tot_pages += count
+        else:
+            d.xenheap_pages += count
+
+    def alloc_domheap_pages(self, d: "Domain", order: int) -> int | None:
+        """Allocate 2^order frames to ``d``; None when the heap has none.
+        Raises when ``d`` may not take them."""
+        if d.is_dying:
+            raise XenError(EINVAL)
+        if d.tot_pages + (1 << order) > d.max_pages:
+            raise XenError(E2BIG)
+        mfn = self.heap.alloc(order)
+        if mfn is not None:
+            self.assign_pages(d, mfn, 1 << order)
+        return mfn
+
+    def alloc_xenheap_page(self, d: "Domain") -> int | None:
+        """A hypervisor page shared with ``d`` (share_xen_page_with_guest)."""
+        mfn = self.heap.alloc(0)
+        if mfn is not None:
+            self.m2p.set(mfn, 1, None, (d, XENHEAP))
+            d.frames.set(mfn, 1, None, XENHEAP)
+            d.xenheap_pages += 1
+        return mfn
+
+    # ------------------------------------------------------------ references
+    def get_page(self, mfn: int, d: "Domain") -> bool:
+        """Take a reference on a frame ``d`` owns (get_page())."""
+        hit = self.m2p.get(mfn)
+        if hit is None or hit[1][0] is not d:
+            return False
+        self._count[mfn] = self._count.get(mfn, 1) + 1
+        return True
+
+    def get_page_any(self, mfn: int) -> "Domain | None":
+        """Take a reference whoever owns the frame; return the owner
+        (page_get_owner_and_reference())."""
+        hit = self.m2p.get(mfn)
+        if hit is None:
+            return None
+        self._count[mfn] = self._count.get(mfn, 1) + 1
+        return hit[1][0]
+
+    def put_page(self, mfn: int) -> None:
+        count = self._count.get(mfn, 1) - 1
+        if count == 0:
+            self._count.pop(mfn, None)
+            self._free_frame(mfn)
+            return
+        if count == 1 and mfn not in self._alloc_dropped:
+            del self._count[mfn]
+        else:
+            self._count[mfn] = count
+        if self.dying:
+            owner = self.owner(mfn)
+            if owner in self.dying:
+                self.on_release(owner)
+
+    def put_page_alloc_ref(self, mfn: int) -> None:
+        """Release the PGC_allocated reference: the owner gives the frame up;
+        it is freed now, or when its last other user lets go."""
+        if mfn in self._alloc_dropped:
+            return
+        self._alloc_dropped.add(mfn)
+        self.put_page(mfn)
+
+    def steal_page(self, d: "Domain", mfn: int) -> None:
+        """Take a frame from ``d`` for transfer to another domain: it must be
+        an ordinary page of ``d`` with no reference but its allocation and no
+        type (steal_page())."""
+        hit = self.m2p.get(mfn)
+        if (hit is None or hit[1] != (d, DOMHEAP) or mfn in self._alloc_dropped
+                or self._count.get(mfn, 1) != 1 or mfn in self._type):
+            raise XenError(EINVAL)
+        self.m2p.clear(mfn, 1)
+        d.frames.clear(mfn, 1)
+        d.tot_pages -= 1
+
+    def free_stolen_page(self, mfn: int) -> None:
+        """A stolen frame nobody received goes back to the heap."""
+        self.heap.free(mfn, 0)
+        self.mem.scrub(mfn)
+
+    def _free_frame(self, mfn: int) -> None:
+        run = self.m2p.find(mfn)
+        d, pool = run.tag
+        self.m2p.clear(mfn, 1)
+        d.frames.clear(mfn, 1)
+        self._alloc_dropped.discard(mfn)
+        self._type.pop(mfn, None)
+        if pool == DOMHEAP:
+            d.tot_pages -= 1
+        else:
+            d.xenheap_pages -= 1
+        self.heap.free(mfn, 0)
+        self.mem.scrub(mfn)
+        if d in self.dying:
+            self.on_release(d)
+
+    def relinquish(self, d: "Domain") -> None:
+        """Drop the allocation reference of every page of ``d``'s own memory.
+        Pages no one else holds are freed at once, in bulk; pages still
+        mapped by another domain stay until it lets go (relinquish_memory()).
+        Pinned page tables are unpinned first, which drops the references
+        their entries hold. Hypervisor pages shared with ``d`` stay until
+        the domain is finally destroyed."""
+        for mfn in [m for m, t in self._type.items() if t.pinned and self.owner(m) is d]:
+            if self._type.get(mfn) is not None and self._type[mfn].pinned:
+                self.unpin_table(d, mfn)
+        held = {m for m in self._count if self.owner(m) is d}
+        for start, length, pool in list(self.frames_of(d)):
+            if pool != DOMHEAP:
+                continue
+            pos = start
+            for mfn in sorted(m for m in held if start <= m < start + length):
+                self._free_run(d, pos, mfn - pos, pool)
+                self.put_page_alloc_ref(mfn)
+                pos = mfn + 1
+            self._free_run(d, pos, start + length - pos, pool)
+
+    def xenheap_in_use(self, d: "Domain") -> bool:
+        """Does anyone hold a reference to a hypervisor page shared with d?"""
+        return any(self.owner(m) is d and self.pool(m) == XENHEAP for m in self._count)
+
+    def free_xenheap_pages(self, d: "Domain") -> None:
+        for start, length, pool in list(self.frames_of(d)):
+            if pool == XENHEAP:
+                self._free_run(d, start, length, pool)
+
+    def _free_run(self, d: "Domain", mfn: int, count: int, pool: str) -> None:
+        if count <= 0:
+            return
+        for m in [m for m in self._type if mfn <= m < mfn + count]:
+            del self._type[m]
+        self.m2p.clear(mfn, count)
+        d.frames.clear(mfn, count)
+        if pool == DOMHEAP:
+            d.tot_pages -= count
+        else:
+            d.xenheap_pages -= count
+        self.heap.free_range(mfn, count)
+        self.mem.scrub(mfn, count)
+
+    # ------------------------------------------------------------ M2P
+    def set_gpfn_from_mfn(self, mfn: int, gpfn: int | None) -> None:
+        run = self.m2p.find(mfn)
+        if run is None:
+            raise XenError(EINVAL)
+        self.m2p.set(mfn, 1, gpfn, run.tag)
+
+    # ------------------------------------------------------------ types
+    def get_page_type(self, mfn: int, type_: int) -> bool:
+        """Take a type reference: the frame takes ``type_`` if it has no
+        type in use, and fails if it holds another (get_page_type())."""
+        t = self._type.get(mfn)
+        if t is None or t.count == 0:
+            if type_ in PAGE_TABLE_TYPES and not self._validate_table(mfn, type_):
+                return False
+            t = self._type[mfn] = TypeInfo(type_)
+        elif t.type != type_:
+            return False
+        t.count += 1
+        return True
+
+    def put_page_type(self, mfn: int) -> None:
+        t = self._type[mfn]
+        t.count -= 1
+        if t.count == 0 and not t.pinned:
+            del self._type[mfn]
+            if t.type in PAGE_TABLE_TYPES:
+                self._devalidate_table(mfn, t.type)
+
+    def get_page_and_type(self, mfn: int, d: "Domain", type_: int) -> bool:
+        if not self.get_page(mfn, d):
+            return False
+        if not self.get_page_type(mfn, type_):
+            self.put_page(mfn)
+            return False
+        return True
+
+    def put_page_and_type(self, mfn: int) -> None:
+        self.put_page_type(mfn)
+        self.put_page(mfn)
+
+    # ------------------------------------------------------------ page tables
+    def pin_table(self, d: "Domain", mfn: int, level: int) -> None:
+        """MMUEXT_PIN_Ln_TABLE: validate the frame as a level-n table and keep
+        the type until unpinned."""
+        type_ = PAGE_TABLE_TYPES[level - 1]
+        t = self._type.get(mfn)
+        if t is not None and t.pinned:
+            raise XenError(EINVAL)
+        if not self.get_page_and_type(mfn, d, type_):
+            raise XenError(EINVAL)
+        self._type[mfn].pinned = True
+
+    def unpin_table(self, d: "Domain", mfn: int) -> None:
+        t = self._type.get(mfn)
+        if self.owner(mfn) is not d or t is None or not t.pinned:
+            raise XenError(EINVAL)
+        t.pinned = False
+        self.put_page_and_type(mfn)
+
+    def entries(self, mfn: int) -> tuple[int, ...]:
+        return _PTE.unpack(self.mem.peek(mfn))
+
+    def _validate_table(self, mfn: int, type_: int) -> bool:
+        """Take the references every present entry needs; undo and fail if
+        any entry may not be mapped."""
+        d = self.owner(mfn)
+        taken: list[int] = []
+        for entry in self.entries(mfn):
+            if not entry & _PAGE_PRESENT:
+                continue
+            if not self._get_entry_refs(d, entry, type_):
+                for done in reversed(taken):
+                    self._put_entry_refs(done, type_)
+                return False
+            taken.append(entry)
+        return True
+
+    def _devalidate_table(self, mfn: int, type_: int) -> None:
+        for entry in self.entries(mfn):
+            if entry & _PAGE_PRESENT:
+                self._put_entry_refs(entry, type_)
+
+    def _get_entry_refs(self, d: "Domain", entry: int, type_: int) -> bool:
+        target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
+        if type_ == PGT_l1_page_table:
+            if not self.get_page(target, d):
+                return False
+            if entry & _PAGE_RW and not self.get_page_type(target, PGT_writable_page):
+                self.put_page(target)
+                return False
+            return True
+        return self.get_page_and_type(target, d, type_ - 1)
+
+    def _put_entry_refs(self, entry: int, type_: int) -> None:
+        target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
+        if type_ == PGT_l1_page_table:
+            if entry & _PAGE_RW:
+                self.put_page_type(target)
+            self.put_page(target)
+        else:
+            self.put_page_and_type(target)
+
+    def update_entry(self, d: "Domain", pte_maddr: int, new: int) -> None:
+        """MMU_NORMAL_PT_UPDATE: write one 8-byte entry of a frame ``d`` owns.
+        In a page table in use the new entry is validated first and the old
+        one's references are dropped after; elsewhere it is a plain write."""
+        mfn, offset = pte_maddr >> PAGE_SHIFT, pte_maddr & 0xFFF
+        if offset & 7:
+            raise XenError(EINVAL)
+        if self.owner(mfn) is not d:
+            raise XenError(EINVAL)
+        page = self.mem.frame(mfn)
+        t = self._type.get(mfn)
+        if t is not None and t.type in PAGE_TABLE_TYPES and (t.count or t.pinned):
+            old = struct.unpack_from("<Q", page, offset)[0]
+            if new & _PAGE_PRESENT and not self._get_entry_refs(d, new, t.type):
+                raise XenError(EINVAL)
+            struct.pack_into("<Q", page, offset, new)
+            if old & _PAGE_PRESENT:
+                self._put_entry_refs(old, t.type)
+            return
+        if t is not None and t.type in (PGT_gdt_page, PGT_ldt_page) and t.count:
+            raise XenError(EINVAL)
+        struct.pack_into("<Q", page, offset, new)
+
+    # ------------------------------------------------------------ guest access
+    def map_domain_page(self, d: "Domain", mfn: int, writable: bool) -> bytearray:
+        """The bytes of a frame as ``d`` may see them: its own frames, frames
+        it has mapped through a grant, or (for a privileged domain) any
+        allocated frame. A PV guest never gets a writable view of its page
+        tables or descriptor tables."""
+        owner = self.owner(mfn)
+        if owner is None:
+            raise XenError(EFAULT)
+        if owner is not d and not d.is_privileged:
+            maps = d.foreign_maps.get(mfn)
+            if maps is None or (writable and not maps[1]):
+                raise XenError(EFAULT)
+        if writable:
+            t = self._type.get(mfn)
+            if t is not None and t.type != PGT_writable_page and (t.count or t.pinned):
+                raise XenError(EPERM)
+        return self.mem.frame(mfn)

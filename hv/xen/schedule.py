@@ -1,0 +1,265 @@
+"""vCPU states, blocking and timers (the role of Xen's common/sched/core.c):
+sched_op, set_timer_op, poll, the domain watchdogs, and the runstate each
+vCPU moves through."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hv.public.domctl import XenDomctlSchedulerOp
+from hv.public.errno import EFAULT, EINVAL, ENOSPC, ENOSYS, EPERM, ESRCH
+from hv.public.sched import (
+    SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
+    SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
+    SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_CODE_INVALID, SHUTDOWN_watchdog,
+    SchedPinOverride, SchedPoll, SchedRemoteShutdown, SchedShutdown, SchedWatchdog,
+)
+from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable
+from hv.public.xen import VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
+from hv.xen.domain import VPF_blocked, VPF_down
+from hv.xen.errors import XenError
+from hv.xen.sched_credit import CreditScheduler
+from hv.xen.timer import NS_PER_MS, NS_PER_S
+
+if TYPE_CHECKING:
+    from hv.xen.domain import VCPU, Domain
+    from hv.xen.hypervisor import Xen
+
+NR_DOMAIN_WATCHDOG_TIMERS = 2
+# A set_timer_op deadline this far ahead (about 13 days) is taken for a
+# wrapped value; Xen fires the timer in 100 ms instead.
+STIME_DELTA_MAX = 1 << 50
+
+
+class Scheduler:
+    def __init__(self, xen: "Xen"):
+        self.xen = xen
+        self.policy = CreditScheduler()
+        self._sched_ops = {
+            SCHEDOP_yield: (self.sched_yield, None),
+            SCHEDOP_block: (self.sched_block, None),
+            SCHEDOP_shutdown: (self.sched_shutdown, SchedShutdown),
+            SCHEDOP_shutdown_code: (self.sched_shutdown_code, SchedShutdown),
+            SCHEDOP_poll: (self.sched_poll, SchedPoll),
+            SCHEDOP_remote_shutdown: (self.sched_remote_shutdown, SchedRemoteShutdown),
+            SCHEDOP_watchdog: (self.sched_watchdog, SchedWatchdog),
+            SCHEDOP_pin_override: (self.sched_pin_override, SchedPinOverride),
+        }
+
+    # ------------------------------------------------------------ per domain
+    def domain_init(self, d: "Domain") -> None:
+        self.policy.init_domain(d)
+        d.watchdogs = [None] * NR_DOMAIN_WATCHDOG_TIMERS
+
+    def domain_destroy(self, d: "Domain") -> None:
+        for v in d.vcpus:
+            for timer in (v.singleshot_timer, v.poll_timer):
+                if timer is not None:
+                    timer.cancel()
+            v.singleshot_timer = v.poll_timer = None
+        for timer in d.watchdogs:
+            if timer is not None:
+                timer.cancel()
+        d.watchdogs = [None] * NR_DOMAIN_WATCHDOG_TIMERS
+        self.policy.destroy_domain(d)
+
+    # ------------------------------------------------------------ run states
+    def vcpu_wake(self, v: "VCPU") -> None:
+        if v.runnable and v.runstate in (RUNSTATE_blocked, RUNSTATE_offline):
+            v.runstate_change(RUNSTATE_runnable, self.xen.clock.now)
+
+    def vcpu_sleep(self, v: "VCPU") -> None:
+        if not v.runnable and v.runstate not in (RUNSTATE_blocked, RUNSTATE_offline):
+            state = RUNSTATE_blocked if v.pause_flags & VPF_blocked else RUNSTATE_offline
+            v.is_running = False
+            v.runstate_change(state, self.xen.clock.now)
+
+    def vcpu_unblock(self, v: "VCPU") -> None:
+        if v.pause_flags & VPF_blocked:
+            v.pause_flags &= ~VPF_blocked
+            self.vcpu_wake(v)
+
+    def vcpu_up(self, v: "VCPU") -> None:
+        if v.pause_flags & VPF_down:
+            v.pause_flags &= ~VPF_down
+            self.vcpu_wake(v)
+
+    def vcpu_down(self, v: "VCPU") -> None:
+        if not v.pause_flags & VPF_down:
+            v.pause_flags |= VPF_down
+            self.vcpu_sleep(v)
+            if v.runstate != RUNSTATE_offline:
+                v.runstate_change(RUNSTATE_offline, self.xen.clock.now)
+
+    @staticmethod
+    def events_need_delivery(v: "VCPU") -> bool:
+        """local_events_need_delivery(): an upcall is pending and not masked."""
+        info = v.domain.shared_info
+        off = v.vcpu_info_offset
+        return bool(info[off + VCPUINFO_UPCALL_PENDING]) and not info[off + VCPUINFO_UPCALL_MASK]
+
+    # ------------------------------------------------------------ sched_op
+    def do_sched_op(self, v: "VCPU", cmd: int, arg) -> int:
+        entry = self._sched_ops.get(cmd)
+        if entry is None:
+            raise XenError(ENOSYS)
+        handler, arg_type = entry
+        if arg_type is not None and type(arg) is not arg_type:
+            raise XenError(EFAULT)
+        return handler(v, arg)
+
+    def sched_yield(self, v: "VCPU", arg) -> int:
+        self.xen.trace.emit("vcpu", v.domain.domid, v.vcpu_id, "yield")
+        return 0
+
+    def sched_block(self, v: "VCPU", arg) -> int:
+        """Enable event delivery, then sleep until an event arrives (at once
+        if one already waits)."""
+        d = v.domain
+        d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 0
+        v.pause_flags |= VPF_blocked
+        if self.events_need_delivery(v):
+            v.pause_flags &= ~VPF_blocked
+        else:
+            self.vcpu_sleep(v)
+            self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "block")
+        return 0
+
+    def sched_shutdown(self, v: "VCPU", arg: SchedShutdown) -> int:
+        self.xen.domains.domain_shutdown(v.domain, arg.reason & 0xFF)
+        return 0
+
+    def sched_shutdown_code(self, v: "VCPU", arg: SchedShutdown) -> int:
+        d = v.domain
+        if d.shutdown_code == SHUTDOWN_CODE_INVALID:
+            d.shutdown_code = arg.reason & 0xFF
+        return 0
+
+    def sched_remote_shutdown(self, v: "VCPU", arg: SchedRemoteShutdown) -> int:
+        d = self.xen.domains.get(arg.domain_id)
+        if d is None:
+            raise XenError(ESRCH)
+        self.xen.xsm.dm_priv(v.domain, d)
+        self.xen.domains.domain_shutdown(d, arg.reason & 0xFF)
+        return 0
+
+    def sched_pin_override(self, v: "VCPU", arg: SchedPinOverride) -> int:
+        if not v.domain.is_hardware_domain:
+            raise XenError(EPERM)
+        if arg.pcpu >= self.xen.nr_cpus:
+            raise XenError(EINVAL)
+        return 0
+
+    def sched_poll(self, v: "VCPU", arg: SchedPoll) -> int:
+        """Wait for one of a set of ports to become pending, or a timeout
+        (do_poll()). Returns at once if one already is."""
+        if arg.nr_ports > SCHEDOP_POLL_MAX_PORTS:
+            raise XenError(EINVAL)
+        ports = arg.ports
+        if arg.nr_ports and (not isinstance(ports, tuple) or len(ports) < arg.nr_ports):
+            raise XenError(EFAULT)
+        d = v.domain
+        if self.events_need_delivery(v):
+            return 0
+        for port in ports[:arg.nr_ports]:
+            if not isinstance(port, int) or not 0 <= port < 1 << 32:
+                raise XenError(EFAULT)
+            pending = self.xen.evtchn.port_poll(d, port)   # raises EINVAL
+            if pending:
+                return 0
+        v.pause_flags |= VPF_blocked
+        v.poll_evtchn = ports[0] if arg.nr_ports == 1 else -1
+        v.poll_ports = tuple(ports[:arg.nr_ports])
+        if arg.timeout:
+            v.poll_timer = self.xen.clock.schedule(arg.timeout, self._poll_timeout, v)
+        self.vcpu_sleep(v)
+        self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "poll", v.poll_ports)
+        return 0
+
+    def wake_pollers(self, d: "Domain", port: int) -> None:
+        """evtchn_check_pollers(): a port went pending."""
+        for v in d.vcpus:
+            if v.poll_evtchn and (v.poll_evtchn == port or v.poll_evtchn == -1 and port in v.poll_ports):
+                self._end_poll(v)
+
+    def _poll_timeout(self, v: "VCPU") -> None:
+        v.poll_timer = None
+        if v.poll_evtchn:
+            self._end_poll(v)
+
+    def _end_poll(self, v: "VCPU") -> None:
+        v.poll_evtchn = 0
+        v.poll_ports = ()
+        if v.poll_timer is not None:
+            v.poll_timer.cancel()
+            v.poll_timer = None
+        self.vcpu_unblock(v)
+
+    def sched_watchdog(self, v: "VCPU", arg: SchedWatchdog) -> int:
+        """Ids 1 and 2: 0 asks for a new watchdog; a zero timeout stops one;
+        otherwise the watchdog is kicked (domain_watchdog())."""
+        d = v.domain
+        wid, timeout = arg.id, arg.timeout
+        if wid > NR_DOMAIN_WATCHDOG_TIMERS:
+            raise XenError(EINVAL)
+        clock = self.xen.clock
+        if wid == 0:
+            for i, timer in enumerate(d.watchdogs):
+                if timer is None:
+                    d.watchdogs[i] = clock.after(timeout * NS_PER_S, self._watchdog_fired, d, i)
+                    return i + 1
+            raise XenError(ENOSPC)
+        i = wid - 1
+        timer = d.watchdogs[i]
+        if timer is None:
+            raise XenError(EINVAL)
+        timer.cancel()
+        d.watchdogs[i] = None if timeout == 0 else clock.after(
+            timeout * NS_PER_S, self._watchdog_fired, d, i)
+        return 0
+
+    def _watchdog_fired(self, d: "Domain", i: int) -> None:
+        d.watchdogs[i] = None
+        if d.is_shutting_down or d.is_dying:
+            return
+        self.xen.console.printk(f"Watchdog timer fired for domain {d.domid}")
+        self.xen.domains.domain_shutdown(d, SHUTDOWN_watchdog)
+
+    # ------------------------------------------------------------ timers
+    def do_set_timer_op(self, v: "VCPU", timeout) -> int:
+        """A one-shot VIRQ_TIMER at system time ``timeout`` ns; 0 cancels it.
+        With SCHEDOP_block after it, a guest blocks with a timeout."""
+        if not isinstance(timeout, int) or not -(1 << 63) <= timeout < 1 << 63:
+            raise XenError(EFAULT)
+        clock = self.xen.clock
+        if v.singleshot_timer is not None:
+            v.singleshot_timer.cancel()
+            v.singleshot_timer = None
+        if timeout == 0:
+            return 0
+        offset = timeout - clock.now
+        if timeout < 0 or offset >= STIME_DELTA_MAX:
+            timeout = clock.now + 100 * NS_PER_MS
+        v.singleshot_timer = clock.schedule(timeout, self._singleshot_fired, v)
+        return 0
+
+    def _singleshot_fired(self, v: "VCPU") -> None:
+        v.singleshot_timer = None
+        self.send_timer_event(v)
+
+    def send_timer_event(self, v: "VCPU") -> None:
+        self.xen.evtchn.send_guest_vcpu_virq(v, VIRQ_TIMER)
+
+    # ------------------------------------------------------------ domctl
+    def sched_adjust(self, d: "Domain", op: XenDomctlSchedulerOp) -> XenDomctlSchedulerOp:
+        if op.sched_id != self.policy.sched_id:
+            raise XenError(EINVAL)
+        params = self.policy.dom_cntl(d, op.cmd, op.u if not isinstance(op.u, bytes) else None)
+        return XenDomctlSchedulerOp(sched_id=op.sched_id, cmd=op.cmd, u=params)
+
+    def dump(self) -> str:
+        lines = [f"Scheduler: {self.policy.opt_name} ({self.policy.name})"]
+        for d in self.xen.domains:
+            if d.sched is not None:
+                lines.append(f"  d{d.domid}: {self.policy.dump_domain(d)}")
+        return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The trace buffer (the role of xentrace and common/trace.c): every
+hypercall, event delivery and domain state change, stamped with virtual
+time, in a bounded ring that views and the stepper read."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterator, NamedTuple
+
+from hv.public.xen import DOMID_XEN
+
+
+class TraceRecord(NamedTuple):
+    seq: int
+    time: int          # virtual ns
+    domid: int         # who acted (DOMID_XEN for the hypervisor itself)
+    vcpu: int          # -1 when no vCPU acted
+    kind: str          # hypercall, evtchn, domain, vcpu, memory, grant, console
+    name: str
+    args: Any          # frozen structures, ints or tuples: never mutable
+    result: Any
+
+    def format(self) -> str:
+        secs, ns = divmod(self.time, 1_000_000_000)
+        who = "xen" if self.domid == DOMID_XEN else f"d{self.domid}"
+        if self.vcpu >= 0:
+            who += f"v{self.vcpu}"
+        text = f"[{secs:5d}.{ns:09d}] {who:<8} {self.kind:<9} {self.name}"
+        if self.args is not None and self.args != ():
+            text += f" {_brief(self.args)}"
+        if self.result is not None:
+            text += f" = {_brief(self.result)}"
+        return text
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+class TraceBuffer:
+    """A bounded ring of TraceRecords with a running sequence number, so a
+    reader can ask for everything since the last record it saw."""
+
+    def __init__(self, clock, capacity: int = 65536):
+        self._clock = clock
+        self._records: deque[TraceRecord] = deque(maxlen=capacity)
+        self.seq = 0
+        self.enabled = True
+
+    def emit(self, kind: str, domid: int, vcpu: int, name: str,
+             args: Any = None, result: Any = None) -> None:
+        if not self.enabled:
+            return
+        self.seq += 1
+        self._records.append(
+            TraceRecord(self.seq, self._clock.now, domid, vcpu, kind, name, args, result))
+
+    def begin(self, kind: str, domid: int, vcpu: int, name: str, args: Any = None) -> int:
+        """Record the start of something whose result comes later, so that
+        what it causes is traced after it; ``finish`` fills the result in."""
+        if not self.enabled:
+            return 0
+        self.seq += 1
+        self._records.append(
+            TraceRecord(self.seq, self._clock.now, domid, vcpu, kind, name, args, None))
+        return self.seq
+
+    def finish(self, seq: int, result: Any) -> None:
+        if not seq:
+            return
+        records = self._records
+        back = self.seq - seq + 1
+        if back <= len(records):
+            records[-back] = records[-back]._replace(result=result)
+
+    def since(self, seq: int) -> list[TraceRecord]:
+        """Records with a sequence number above ``seq`` still in the ring."""
+        records = self._records
+        if not records or records[-1].seq <= seq:
+            return []
+        first = records[0].seq
+        start = max(0, seq - first + 1)
+        return [records[i] for i in range(start, len(records))]
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @property
+    def capacity(self) -> int:
+        return self._records.maxlen or 0
+
+    def clear(self) -> None:
+        self._records.clear()

@@ -1,0 +1,50 @@
+"""Who may do what (the role of Xen's XSM dummy policy, xsm/dummy.h).
+
+One module, one place for every privilege check:
+
+- the control domain (dom0) is privileged: it may act on any domain;
+- a driver domain holds physical-device privilege only: the interrupts it
+  was granted (seed 002's DF_PHYSDEV);
+- every other domain acts only on itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hv.public.errno import EPERM
+from hv.xen.errors import XenError
+
+if TYPE_CHECKING:
+    from hv.xen.domain import Domain
+
+
+class XSM:
+    @staticmethod
+    def is_target(src: "Domain", target: "Domain") -> bool:
+        """XSM_TARGET: a domain on itself, or a privileged one on any."""
+        return src is target or src.is_privileged
+
+    def target(self, src: "Domain", target: "Domain") -> None:
+        if not self.is_target(src, target):
+            raise XenError(EPERM)
+
+    @staticmethod
+    def priv(src: "Domain") -> None:
+        """XSM_PRIV: the control domain only."""
+        if not src.is_privileged:
+            raise XenError(EPERM)
+
+    def dm_priv(self, src: "Domain", target: "Domain") -> None:
+        """XSM_DM_PRIV: the control domain (device models are not modelled)."""
+        self.priv(src)
+
+    @staticmethod
+    def pirq_access(d: "Domain", pirq: int) -> bool:
+        """pirq_access_permitted(): the hardware domain, or a domain granted
+        this interrupt."""
+        return d.is_hardware_domain or pirq in d.irq_caps
+
+    def console_io(self, d: "Domain") -> None:
+        """Release builds of Xen let only the control domain use console_io."""
+        self.priv(d)

@@ -1,0 +1,70 @@
+"""Shared fixtures: a small host, guests built the toolstack's way, and an
+audit of every host a test made once the test is over."""
+
+from __future__ import annotations
+
+import pytest
+
+from hv.host import Host
+from hv.xen.audit import audit
+from hv.xen.hypervisor import MiB
+from xl.dombuild import build_pv_domain
+from xl.privcmd import Privcmd
+
+_hosts: list[Host] = []
+
+
+def make_host(**kw) -> Host:
+    kw.setdefault("cpus", 2)
+    kw.setdefault("memory", 1024 * MiB)
+    kw.setdefault("dom0_memory", 128 * MiB)
+    host = Host(**kw)
+    _hosts.append(host)
+    return host
+
+
+@pytest.fixture(autouse=True)
+def _audit_hosts_after_test():
+    """Every scenario ends with the machine's invariants intact."""
+    _hosts.clear()
+    yield
+    for host in _hosts:
+        host.xen.run_deferred()
+        problems = audit(host.xen)
+        assert not problems, "audit after the test:\n  " + "\n  ".join(problems)
+    _hosts.clear()
+
+
+@pytest.fixture
+def host() -> Host:
+    return make_host()
+
+
+@pytest.fixture
+def xen(host):
+    return host.xen
+
+
+@pytest.fixture
+def dom0(host):
+    return host.dom0
+
+
+@pytest.fixture
+def privcmd(host) -> Privcmd:
+    return Privcmd(host.xen)
+
+
+@pytest.fixture
+def make_domu(host, privcmd):
+    """Build a PV guest from dom0; returns its Domain."""
+    def build(memory_mib: int = 16, vcpus: int = 1, **kw):
+        built = build_pv_domain(privcmd, memory_kib=memory_mib * 1024, max_vcpus=vcpus, **kw)
+        return host.xen.domains.get(built.domid)
+    return build
+
+
+def hypercall(xen, domain_or_vcpu, nr, *args):
+    """(rc, out) for a hypercall made by a domain's vCPU 0 (or a vCPU)."""
+    v = domain_or_vcpu.vcpus[0] if hasattr(domain_or_vcpu, "vcpus") else domain_or_vcpu
+    return xen.hypercall(v, nr, *args)

@@ -1,0 +1,1 @@
+"""`xl top`: the live dashboard."""

@@ -1,0 +1,158 @@
+"""Building a PV domain (the role of libxenguest's xc_dom_* and the build
+step of libxl): everything through hypercalls from dom0 and dom0's foreign
+mappings, as a real toolstack does it.
+
+The new domain gets its memory, a start_info page, a xenstore page and a
+console page at the top of its pseudo-physical space, an event channel for
+each (unbound, waiting for dom0), grant references 0 and 1 seeded for the
+console and xenstore backends, and vCPU 0 ready to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hv.public.domctl import (
+    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain,
+    XEN_DOMCTL_max_mem, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain, XenDomctl,
+    XenDomctlCreatedomain, XenDomctlMaxMem, XenDomctlVcpucontext,
+)
+from hv.public.event_channel import EVTCHNOP_alloc_unbound, EvtchnAllocUnbound
+from hv.public.grant_table import (
+    GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GNTTABOP_setup_table,
+    GTF_permit_access, GrantEntryV1, GnttabSetupTable,
+)
+from hv.public.memory import XENMEM_populate_physmap, XenMemoryReservation
+from hv.public.xen import (
+    HYPERVISOR_domctl, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op,
+    HYPERVISOR_memory_op, PAGE_SHIFT, START_INFO_MAGIC, VGCF_in_kernel, VGCF_online,
+    CpuUserRegs, StartInfo, VcpuGuestContext,
+)
+from xl.privcmd import HypercallError, Privcmd
+
+# libxl's defaults.
+MAXMEM_SLACK_KIB = 1024            # LIBXL_MAXMEM_CONSTANT
+MAX_GRANT_FRAMES = 32
+MAX_MAPTRACK_FRAMES = 1024
+MAX_EVTCHN_PORT = 1023
+SUPERPAGE_ORDER = 9                # 2 MiB extents where they fit
+# Where a PV kernel starts; the guest's own code decides what runs there.
+KERNEL_ENTRY = 0xFFFFFFFF80000000
+
+
+@dataclass(frozen=True)
+class BuiltDomain:
+    domid: int
+    nr_pages: int
+    start_info_pfn: int
+    store_mfn: int
+    store_port: int
+    console_mfn: int
+    console_port: int
+
+
+def _domctl(pc: Privcmd, cmd: int, domid: int, u=None, what: str = "domctl") -> XenDomctl:
+    op = XenDomctl(cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=u)
+    return pc.hypercall(HYPERVISOR_domctl, op, what=what)[1]
+
+
+def build_pv_domain(pc: Privcmd, *, memory_kib: int, max_vcpus: int = 1,
+                    maxmem_kib: int | None = None, handle: bytes = bytes(16),
+                    cmdline: str = "", domid: int = 0, store_domid: int = 0,
+                    console_domid: int = 0, unpause: bool = True) -> BuiltDomain:
+    """Create and build a domain; destroy it again if any step fails."""
+    created = _domctl(pc, XEN_DOMCTL_createdomain, domid, XenDomctlCreatedomain(
+        handle=tuple(handle), max_vcpus=max_vcpus, max_evtchn_port=MAX_EVTCHN_PORT,
+        max_grant_frames=MAX_GRANT_FRAMES, max_maptrack_frames=MAX_MAPTRACK_FRAMES,
+        grant_opts=1), what="createdomain")
+    domid = created.domain
+    try:
+        return _build(pc, domid, memory_kib, maxmem_kib or memory_kib, max_vcpus, cmdline,
+                      store_domid, console_domid, unpause)
+    except Exception:
+        _domctl(pc, XEN_DOMCTL_destroydomain, domid, what="destroydomain")
+        raise
+
+
+def _build(pc: Privcmd, domid: int, memory_kib: int, maxmem_kib: int, max_vcpus: int,
+           cmdline: str, store_domid: int, console_domid: int, unpause: bool) -> BuiltDomain:
+    nr_pages = memory_kib >> (PAGE_SHIFT - 10)
+    if nr_pages < 4:
+        raise ValueError("a PV domain needs at least 16 KiB of memory")
+    _domctl(pc, XEN_DOMCTL_max_mem, domid,
+            XenDomctlMaxMem(max_memkb=maxmem_kib + MAXMEM_SLACK_KIB), what="max_mem")
+    mfn_of = _populate(pc, domid, nr_pages)
+    start_info_pfn, store_pfn, console_pfn = nr_pages - 3, nr_pages - 2, nr_pages - 1
+    store_port = _alloc_unbound(pc, domid, store_domid)
+    console_port = _alloc_unbound(pc, domid, console_domid)
+    store_mfn, console_mfn = mfn_of(store_pfn), mfn_of(console_pfn)
+    _seed_grants(pc, domid, {GNTTAB_RESERVED_CONSOLE: (console_domid, console_mfn),
+                             GNTTAB_RESERVED_XENSTORE: (store_domid, store_mfn)})
+    shared_info_mfn = pc.xen.domains.get(domid).shared_info_mfn
+    info = StartInfo(
+        magic=START_INFO_MAGIC, nr_pages=nr_pages, shared_info=shared_info_mfn << PAGE_SHIFT,
+        store_mfn=store_mfn, store_evtchn=store_port, console_mfn=console_mfn,
+        console_evtchn=console_port, cmd_line=cmdline.encode()[:1023])
+    page = pc.map_foreign(mfn_of(start_info_pfn))
+    page[:StartInfo.SIZE] = info.pack()
+    ctxt = VcpuGuestContext(
+        flags=VGCF_in_kernel | VGCF_online,
+        user_regs=CpuUserRegs(rip=KERNEL_ENTRY, rsi=start_info_pfn << PAGE_SHIFT))
+    _domctl(pc, XEN_DOMCTL_setvcpucontext, domid, XenDomctlVcpucontext(vcpu=0, ctxt=ctxt),
+            what="setvcpucontext")
+    if unpause:
+        _domctl(pc, XEN_DOMCTL_unpausedomain, domid, what="unpausedomain")
+    return BuiltDomain(domid, nr_pages, start_info_pfn, store_mfn, store_port,
+                       console_mfn, console_port)
+
+
+def _populate(pc: Privcmd, domid: int, nr_pages: int):
+    """Give the domain its memory in 2 MiB extents, then 4 KiB pages for
+    the rest; return a pfn -> mfn lookup."""
+    runs: list[tuple[int, int, int]] = []  # (first pfn, count, first mfn)
+    pfn = 0
+    for order in (SUPERPAGE_ORDER, 0):
+        count = (nr_pages - pfn) >> order
+        if not count:
+            continue
+        gpfns = tuple(pfn + (i << order) for i in range(count))
+        done, out = pc.hypercall(HYPERVISOR_memory_op, XENMEM_populate_physmap,
+                                 XenMemoryReservation(extent_start=gpfns, nr_extents=count,
+                                                      extent_order=order, domid=domid),
+                                 what="populate_physmap")
+        if done != count:
+            raise HypercallError("populate_physmap", 12)
+        runs.extend((g, 1 << order, m) for g, m in zip(gpfns, out.extent_start))
+        pfn += count << order
+
+    def mfn_of(target: int) -> int:
+        for first, count, mfn in runs:
+            if first <= target < first + count:
+                return mfn + target - first
+        raise KeyError(target)
+    return mfn_of
+
+
+def _alloc_unbound(pc: Privcmd, domid: int, remote: int) -> int:
+    _, out = pc.hypercall(HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
+                          EvtchnAllocUnbound(dom=domid, remote_dom=remote),
+                          what="alloc_unbound")
+    return out.port
+
+
+def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -> None:
+    """Write the reserved grant entries into the new domain's table, through
+    a foreign mapping of its first grant frame (xc_dom_gnttab_seed())."""
+    _, (op,) = pc.hypercall(HYPERVISOR_grant_table_op, GNTTABOP_setup_table,
+                            (GnttabSetupTable(dom=domid, nr_frames=1, frame_list=(0,)),),
+                            what="setup_table")
+    if op.status != 0:
+        raise HypercallError("setup_table", 22)
+    page = pc.map_foreign(op.frame_list[0])
+    for ref, (grantee, mfn) in entries.items():
+        entry = GrantEntryV1(flags=GTF_permit_access, domid=grantee, frame=mfn)
+        page[ref * GrantEntryV1.SIZE:(ref + 1) * GrantEntryV1.SIZE] = entry.pack()
+
+
+def destroy_domain(pc: Privcmd, domid: int) -> None:
+    _domctl(pc, XEN_DOMCTL_destroydomain, domid, what="destroydomain")

@@ -1,0 +1,36 @@
+"""The toolstack's door into the hypervisor (the role of Linux's
+/dev/xen/privcmd and libxc's xc_* wrappers): hypercalls made from dom0, and
+foreign mappings of other domains' frames, which dom0's privilege allows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hv.public.errno import errno_name
+
+
+class HypercallError(Exception):
+    """A hypercall the toolstack made came back with a negative errno."""
+
+    def __init__(self, what: str, errno: int):
+        super().__init__(f"{what}: {errno_name(errno)}")
+        self.what = what
+        self.errno = errno
+
+
+class Privcmd:
+    def __init__(self, xen, vcpu_id: int = 0):
+        self.xen = xen
+        self.domain = xen.hardware_domain
+        self.vcpu = self.domain.vcpus[vcpu_id]
+
+    def hypercall(self, nr: int, *args, what: str = "hypercall") -> Any:
+        """Make the call; return Xen's output, or raise on a negative rc."""
+        rc, out = self.xen.hypercall(self.vcpu, nr, *args)
+        if rc < 0:
+            raise HypercallError(what, -rc)
+        return rc, out
+
+    def map_foreign(self, mfn: int, writable: bool = True) -> bytearray:
+        """A view of another domain's frame, as privcmd's mmap gives dom0."""
+        return self.xen.frames.map_domain_page(self.domain, mfn, writable)

@@ -31,7 +31,7 @@ from hv.public.event_channel import (
 )
 from hv.public.xen import (
     DOMID_SELF, NR_VIRQS, SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING,
-    VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_PENDING, VIRQ_ARCH_0, VIRQ_ARCH_7,
+    VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_PENDING,
     VIRQ_DEBUG, VIRQ_DOM_EXC, VIRQ_NAMES, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU,
 )
 from hv.xen.errors import XenError
@@ -56,9 +56,8 @@ NR_PIRQS = 256
 
 def virq_is_global(virq: int) -> bool:
     """Per-vCPU VIRQs are bound on any vCPU; global ones only on vCPU 0."""
-    if virq in (VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENOPROF, VIRQ_XENPMU):
-        return False
-    return True if not VIRQ_ARCH_0 <= virq <= VIRQ_ARCH_7 else True
+    # x86 has no per-vCPU architectural VIRQs: VIRQ_ARCH_* are global too.
+    return virq not in (VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENOPROF, VIRQ_XENPMU)
 
 
 class Evtchn:
@@ -171,9 +170,11 @@ class EventChannels:
         if d.is_dying:
             raise XenError(EINVAL)
         ed = d.evtchn
-        for port, chn in enumerate(ed.chans):
+        for chn in ed.chans:
+            if chn.port > ed.max_port:
+                raise XenError(ENOSPC)
             if chn.state == ECS_FREE:
-                return port
+                return chn.port
         port = ed.valid
         rc = self._allocate_port(d, port)
         if rc < 0:

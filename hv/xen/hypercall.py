@@ -18,11 +18,49 @@ from hv.public.xen import (
     HYPERVISOR_sched_op, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
     HYPERVISOR_xen_version, MulticallEntry,
 )
+from hv.public import domctl as _domctl, event_channel as _evtchn, grant_table as _gnttab
+from hv.public import memory as _memory, sched as _sched, vcpu as _vcpu, version as _version
+from hv.public import xen as _xen
+from hv.public.memory import MEMOP_CMD_MASK
 from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
     from hv.xen.hypervisor import Xen
+
+
+def _names(module, prefix: str) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for name, value in vars(module).items():
+        if name.startswith(prefix) and isinstance(value, int):
+            names.setdefault(value, name[len(prefix):])
+    return names
+
+
+# Sub-op names, so the trace reads "event_channel_op:send".
+_SUBOPS = {
+    HYPERVISOR_event_channel_op: _names(_evtchn, "EVTCHNOP_"),
+    HYPERVISOR_grant_table_op: _names(_gnttab, "GNTTABOP_"),
+    HYPERVISOR_memory_op: _names(_memory, "XENMEM_"),
+    HYPERVISOR_sched_op: _names(_sched, "SCHEDOP_"),
+    HYPERVISOR_vcpu_op: _names(_vcpu, "VCPUOP_"),
+    HYPERVISOR_xen_version: _names(_version, "XENVER_"),
+    HYPERVISOR_console_io: _names(_xen, "CONSOLEIO_"),
+}
+_DOMCTLS = _names(_domctl, "XEN_DOMCTL_")
+
+
+def call_name(nr: int, args: tuple) -> str:
+    """How the trace names a call: the hypercall and, where it has one, its
+    sub-op."""
+    base = HYPERCALL_NAMES.get(nr, f"#{nr}")
+    if nr == HYPERVISOR_domctl and args and isinstance(getattr(args[0], "cmd", None), int):
+        return f"{base}:{_DOMCTLS.get(args[0].cmd, args[0].cmd)}"
+    subops = _SUBOPS.get(nr)
+    if subops is not None and args and isinstance(args[0], int):
+        cmd = args[0] & MEMOP_CMD_MASK if nr == HYPERVISOR_memory_op else args[0]
+        return f"{base}:{subops.get(cmd, cmd)}"
+    return base
 
 
 class Hypercall(NamedTuple):
@@ -59,8 +97,7 @@ class HypercallTable:
         as Xen leaves it (OUT fields filled in), or None."""
         xen = self.xen
         entry = self.table.get(nr)
-        seq = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id,
-                              entry.name if entry else f"#{nr}", args)
+        seq = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id, call_name(nr, args), args)
         if entry is None:
             rc, out = -ENOSYS, None
         elif not entry.nargs[0] <= len(args) <= entry.nargs[1]:

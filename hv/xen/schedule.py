@@ -231,17 +231,23 @@ class Scheduler:
         With SCHEDOP_block after it, a guest blocks with a timeout."""
         if not isinstance(timeout, int) or not -(1 << 63) <= timeout < 1 << 63:
             raise XenError(EFAULT)
-        clock = self.xen.clock
+        if timeout == 0:
+            self.set_singleshot(v, None)
+            return 0
+        now = self.xen.clock.now
+        if timeout < 0 or timeout - now >= STIME_DELTA_MAX:
+            timeout = now + 100 * NS_PER_MS
+        self.set_singleshot(v, timeout)
+        return 0
+
+    def set_singleshot(self, v: "VCPU", when: int | None) -> None:
+        """(Re)arm the vCPU's one-shot timer for ``when``, or stop it. A time
+        already past fires at once."""
         if v.singleshot_timer is not None:
             v.singleshot_timer.cancel()
             v.singleshot_timer = None
-        if timeout == 0:
-            return 0
-        offset = timeout - clock.now
-        if timeout < 0 or offset >= STIME_DELTA_MAX:
-            timeout = clock.now + 100 * NS_PER_MS
-        v.singleshot_timer = clock.schedule(timeout, self._singleshot_fired, v)
-        return 0
+        if when is not None:
+            v.singleshot_timer = self.xen.clock.schedule(when, self._singleshot_fired, v)
 
     def _singleshot_fired(self, v: "VCPU") -> None:
         v.singleshot_timer = None

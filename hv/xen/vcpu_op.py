@@ -102,14 +102,14 @@ class VcpuOps:
             raise XenError(EINVAL)
         sched = self.xen.sched
         if arg.timeout_abs_ns < self.xen.clock.now:
-            sched.do_set_timer_op(v, 0)
+            sched.set_singleshot(v, None)
             sched.send_timer_event(v)
         else:
-            sched.do_set_timer_op(v, arg.timeout_abs_ns)
+            sched.set_singleshot(v, arg.timeout_abs_ns)
         return 0, arg
 
     def vcpu_stop_singleshot_timer(self, current, v: "VCPU", arg):
         if v is not current:
             raise XenError(EINVAL)
-        self.xen.sched.do_set_timer_op(v, 0)
+        self.xen.sched.set_singleshot(v, None)
         return 0, arg

@@ -18,7 +18,8 @@ DEFAULT_DOM0_MEMORY = 1 * GiB
 class Host:
     def __init__(self, cpus: int = DEFAULT_CPUS, memory: int = DEFAULT_MEMORY,
                  dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
-                 seed: int = 0, cmdline: str = "", trace_capacity: int = 65536):
+                 seed: int = 0, cmdline: str = "", dom0_cmdline: str = "console=hvc0",
+                 trace_capacity: int = 65536):
         self.seed = seed
         self.random = random.Random(seed)
         self.clock = EventLoop()
@@ -26,7 +27,7 @@ class Host:
                        cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",
                        trace_capacity=trace_capacity)
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
-                                   dom0_vcpus or min(cpus, 32))
+                                   dom0_vcpus or min(cpus, 32), dom0_cmdline)
 
     @property
     def now(self) -> int:

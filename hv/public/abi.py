@@ -356,12 +356,13 @@ def _make_struct(cls, fixed_size: int | None):
 
     cls.__post_init__ = _make_checker(cls, fields)
     cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    cls.replace = _make_replace(cls, fields)
     cls.FIELDS = tuple(fields)
+    cls._FIELD_BY_NAME = {f.name: f for f in fields}
     cls.SIZE = total
     cls.ALIGN = align
     cls.CTYPE = StructType(cls, total, align)
     cls.pack = _pack
-    cls.replace = _replace
     cls.unpack = classmethod(_unpack)
     cls.offsetof = classmethod(_offsetof)
     cls.__class_getitem__ = classmethod(lambda c, n: Array(c.CTYPE, n))
@@ -392,6 +393,35 @@ def _make_checker(cls, fields: list[Field]) -> Callable:
     return env["__post_init__"]
 
 
+def _make_replace(cls, fields: list[Field]) -> Callable:
+    """Build replace(**changes): a copy with some fields changed, how Xen's
+    OUT fields come back. Only the changed fields are checked; the others
+    were checked when this instance was made."""
+    if not fields:
+        return lambda self: self
+    params = ", ".join(f"{f.name}=_M" for f in fields)
+    lines = [f"def replace(self, *, {params}):", "    new = _new(_cls)"]
+    env: dict[str, Any] = {"_M": _MISSING, "_new": object.__new__, "_set": object.__setattr__,
+                           "_cls": cls}
+    for i, f in enumerate(fields):
+        where = f"'{cls.__name__}.{f.name}'"
+        if isinstance(f.ctype, Scalar):
+            check = (f"        if {f.name}.__class__ is not int or not "
+                     f"{f.ctype.lo} <= {f.name} <= {f.ctype.hi}:\n"
+                     f"            _c{i}.check({f.name}, {where})")
+        else:
+            check = f"        {f.name} = _c{i}.check({f.name}, {where})"
+        lines.append(f"    if {f.name} is _M:\n        {f.name} = self.{f.name}\n"
+                     f"    else:\n{check}\n    _set(new, '{f.name}', {f.name})")
+        env[f"_c{i}"] = f.ctype
+    lines.append("    return new")
+    exec("\n".join(lines), env)
+    return env["replace"]
+
+
+_MISSING = object()
+
+
 def _pack(self) -> bytes:
     buf = bytearray(self.SIZE)
     for f in self.FIELDS:
@@ -399,11 +429,6 @@ def _pack(self) -> bytes:
     return bytes(buf)
 
 
-def _replace(self, **changes):
-    """A copy with some fields changed (how Xen's OUT fields come back)."""
-    values = {f.name: getattr(self, f.name) for f in self.FIELDS}
-    values.update(changes)
-    return type(self)(**values)
 
 
 def _unpack(cls, buf, offset: int = 0):

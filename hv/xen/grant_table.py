@@ -171,13 +171,16 @@ class GrantTables:
         if entry is None:
             raise XenError(ENOSYS)
         handler, op_type, batched = entry
-        if not isinstance(uops, (tuple, list)) or any(type(op) is not op_type for op in uops):
+        if not isinstance(uops, (tuple, list)):
             raise XenError(EFAULT)
-        if not batched:
-            if len(uops) != 1:
-                raise XenError(EINVAL)
+        for op in uops:
+            if type(op) is not op_type:
+                raise XenError(EFAULT)
+        if not batched and len(uops) != 1:
+            raise XenError(EINVAL)
+        if len(uops) == 1:
             return 0, (handler(v, uops[0]),)
-        return 0, tuple(handler(v, op) for op in uops)
+        return 0, tuple([handler(v, op) for op in uops])
 
     # ------------------------------------------------------------ per domain
     def domain_init(self, d: "Domain", max_grant_frames: int, max_maptrack_frames: int) -> None:

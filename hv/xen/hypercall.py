@@ -50,17 +50,28 @@ _SUBOPS = {
 _DOMCTLS = _names(_domctl, "XEN_DOMCTL_")
 
 
+_NAME_CACHE: dict[tuple, str] = {}
+
+
 def call_name(nr: int, args: tuple) -> str:
     """How the trace names a call: the hypercall and, where it has one, its
     sub-op."""
-    base = HYPERCALL_NAMES.get(nr, f"#{nr}")
-    if nr == HYPERVISOR_domctl and args and isinstance(getattr(args[0], "cmd", None), int):
-        return f"{base}:{_DOMCTLS.get(args[0].cmd, args[0].cmd)}"
-    subops = _SUBOPS.get(nr)
-    if subops is not None and args and isinstance(args[0], int):
-        cmd = args[0] & MEMOP_CMD_MASK if nr == HYPERVISOR_memory_op else args[0]
-        return f"{base}:{subops.get(cmd, cmd)}"
-    return base
+    cmd = args[0] if args else None
+    if nr == HYPERVISOR_domctl:
+        cmd = getattr(cmd, "cmd", None)
+    key = (nr, cmd if isinstance(cmd, int) else None)
+    name = _NAME_CACHE.get(key)
+    if name is None:
+        name = HYPERCALL_NAMES.get(nr, f"#{nr}")
+        sub = key[1]
+        if sub is not None and nr == HYPERVISOR_domctl:
+            name = f"{name}:{_DOMCTLS.get(sub, sub)}"
+        elif sub is not None and nr in _SUBOPS:
+            sub = sub & MEMOP_CMD_MASK if nr == HYPERVISOR_memory_op else sub
+            name = f"{name}:{_SUBOPS[nr].get(sub, sub)}"
+        if len(_NAME_CACHE) < 4096:
+            _NAME_CACHE[key] = name
+    return name
 
 
 class Hypercall(NamedTuple):
@@ -97,7 +108,7 @@ class HypercallTable:
         as Xen leaves it (OUT fields filled in), or None."""
         xen = self.xen
         entry = self.table.get(nr)
-        seq = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id, call_name(nr, args), args)
+        record = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id, call_name(nr, args), args)
         if entry is None:
             rc, out = -ENOSYS, None
         elif not entry.nargs[0] <= len(args) <= entry.nargs[1]:
@@ -107,7 +118,7 @@ class HypercallTable:
                 rc, out = entry.fn(v, *args)
             except XenError as e:
                 rc, out = -e.errno, None
-        xen.trace.finish(seq, rc)
+        xen.trace.finish(record, rc)
         if xen.deferred:
             xen.run_deferred()
         return rc, out

@@ -3,7 +3,7 @@ arch/x86/setup.c bringing the machine up)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from hv.public.xen import PAGE_SHIFT
 from hv.xen.console import Console
@@ -62,6 +62,8 @@ class Xen:
         self.version = Version(self, cmdline)
         self.domctl = Domctl(self)
         self.hypercalls = HypercallTable(self)
+        # The door guests use: hypercall(vcpu, number, *args) -> (rc, out).
+        self.hypercall = self.hypercalls.call
         self.hardware_domain = None
         # Work that must wait until the current operation is complete, as
         # Xen defers final domain destruction to an RCU callback.
@@ -69,9 +71,6 @@ class Xen:
         self.console.printk(f"Xen version {self.version.version_string} (xenlab)")
         self.console.printk(f"Command line: {cmdline}")
         self.console.printk(f"System RAM: {memory_bytes // MiB}MB, {nr_cpus} CPUs")
-
-    def hypercall(self, v, nr: int, *args) -> tuple[int, Any]:
-        return self.hypercalls.call(v, nr, *args)
 
     def defer(self, fn: Callable, *args) -> None:
         self.deferred.append((fn, args))

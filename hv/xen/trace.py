@@ -39,52 +39,52 @@ def _brief(value: Any) -> str:
 
 
 class TraceBuffer:
-    """A bounded ring of TraceRecords with a running sequence number, so a
-    reader can ask for everything since the last record it saw."""
+    """A bounded ring of records with a running sequence number, so a reader
+    can ask for everything since the last record it saw.
+
+    Records are kept as plain lists (cheap on the hot path, and a result can
+    be filled in after what the call caused has been recorded) and handed
+    out as TraceRecords."""
 
     def __init__(self, clock, capacity: int = 65536):
         self._clock = clock
-        self._records: deque[TraceRecord] = deque(maxlen=capacity)
+        self._records: deque[list] = deque(maxlen=capacity)
         self.seq = 0
         self.enabled = True
 
     def emit(self, kind: str, domid: int, vcpu: int, name: str,
              args: Any = None, result: Any = None) -> None:
-        if not self.enabled:
-            return
-        self.seq += 1
-        self._records.append(
-            TraceRecord(self.seq, self._clock.now, domid, vcpu, kind, name, args, result))
+        if self.enabled:
+            self.seq += 1
+            self._records.append(
+                [self.seq, self._clock.now, domid, vcpu, kind, name, args, result])
 
-    def begin(self, kind: str, domid: int, vcpu: int, name: str, args: Any = None) -> int:
+    def begin(self, kind: str, domid: int, vcpu: int, name: str, args: Any = None) -> list | None:
         """Record the start of something whose result comes later, so that
         what it causes is traced after it; ``finish`` fills the result in."""
         if not self.enabled:
-            return 0
+            return None
         self.seq += 1
-        self._records.append(
-            TraceRecord(self.seq, self._clock.now, domid, vcpu, kind, name, args, None))
-        return self.seq
+        record = [self.seq, self._clock.now, domid, vcpu, kind, name, args, None]
+        self._records.append(record)
+        return record
 
-    def finish(self, seq: int, result: Any) -> None:
-        if not seq:
-            return
-        records = self._records
-        back = self.seq - seq + 1
-        if back <= len(records):
-            records[-back] = records[-back]._replace(result=result)
+    @staticmethod
+    def finish(record: list | None, result: Any) -> None:
+        if record is not None:
+            record[7] = result
 
     def since(self, seq: int) -> list[TraceRecord]:
         """Records with a sequence number above ``seq`` still in the ring."""
         records = self._records
-        if not records or records[-1].seq <= seq:
+        if not records or records[-1][0] <= seq:
             return []
-        first = records[0].seq
+        first = records[0][0]
         start = max(0, seq - first + 1)
-        return [records[i] for i in range(start, len(records))]
+        return [TraceRecord._make(records[i]) for i in range(start, len(records))]
 
     def __iter__(self) -> Iterator[TraceRecord]:
-        return iter(self._records)
+        return (TraceRecord._make(r) for r in list(self._records))
 
     def __len__(self) -> int:
         return len(self._records)

@@ -39,7 +39,7 @@ class VcpuOps:
             VCPUOP_stop_singleshot_timer: (self.vcpu_stop_singleshot_timer, None),
         }
 
-    def do_vcpu_op(self, current: "VCPU", cmd: int, vcpuid, arg):
+    def do_vcpu_op(self, current: "VCPU", cmd: int, vcpuid, arg=None):
         if not isinstance(vcpuid, int):
             raise XenError(EFAULT)
         v = current.domain.vcpu(vcpuid)

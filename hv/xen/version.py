@@ -53,7 +53,7 @@ class Version:
     def version_string(self) -> str:
         return f"{XEN_MAJOR}.{XEN_MINOR}{XEN_EXTRA}"
 
-    def do_xen_version(self, v: "VCPU", cmd: int, arg):
+    def do_xen_version(self, v: "VCPU", cmd: int, arg=None):
         entry = self._ops.get(cmd)
         if entry is None:
             raise XenError(ENOSYS)

@@ -1,0 +1,218 @@
+"""The frame table: ownership, reference and type counts, page-table pinning
+and validated updates (mmu_update, mmuext_op), and what a guest may touch."""
+
+import struct
+
+import pytest
+
+from hv.public.errno import EFAULT, EINVAL, ENOSYS, EPERM
+from hv.public.xen import (
+    DOMID_SELF, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, MMU_MACHPHYS_UPDATE,
+    MMU_NORMAL_PT_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_PIN_L2_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuextOp, MmuUpdate,
+)
+from hv.xen.errors import XenError
+from hv.xen.mm import (
+    DOMHEAP, PGT_l1_page_table, PGT_l2_page_table, PGT_none, PGT_writable_page, XENHEAP,
+)
+
+from tests.conftest import hypercall
+
+PRESENT, RW = 0x1, 0x2
+
+
+def pte(mfn: int, flags: int = PRESENT) -> int:
+    return (mfn << 12) | flags
+
+
+def write_entries(xen, d, table_mfn, entries):
+    """The guest fills a page it will pin as a table (it is still plain
+    writable memory then)."""
+    page = xen.frames.map_domain_page(d, table_mfn, writable=True)
+    for i, e in entries.items():
+        struct.pack_into("<Q", page, i * 8, e)
+
+
+def pin(xen, d, level, mfn):
+    cmd = {1: MMUEXT_PIN_L1_TABLE, 2: MMUEXT_PIN_L2_TABLE}[level]
+    return hypercall(xen, d, HYPERVISOR_mmuext_op, (MmuextOp(cmd=cmd, arg1=mfn),), DOMID_SELF)
+
+
+def test_every_frame_has_one_owner_and_counts_start_at_one(xen, make_domu):
+    d = make_domu(16)
+    mfn = xen.p2m.lookup(d, 0)
+    assert xen.frames.owner(mfn) is d and xen.frames.pool(mfn) == DOMHEAP
+    assert xen.frames.count(mfn) == 1 and xen.frames.type_of(mfn) == (PGT_none, 0, False)
+    assert xen.frames.owner(d.shared_info_mfn) is d
+    assert xen.frames.pool(d.shared_info_mfn) == XENHEAP
+    assert xen.frames.gpfn(mfn) == 0
+
+
+def test_pinning_an_l1_takes_references_on_every_mapped_frame(xen, make_domu):
+    d = make_domu(16)
+    table, data, rw = (xen.p2m.lookup(d, g) for g in (1, 2, 3))
+    write_entries(xen, d, table, {0: pte(data), 1: pte(rw, PRESENT | RW)})
+    assert pin(xen, d, 1, table) == (0, 1)
+    assert xen.frames.type_of(table) == (PGT_l1_page_table, 1, True)
+    assert xen.frames.count(table) == 2
+    assert xen.frames.count(data) == 2 and xen.frames.type_of(data)[0] == PGT_none
+    assert xen.frames.count(rw) == 2 and xen.frames.type_of(rw) == (PGT_writable_page, 1, False)
+    rc, done = hypercall(xen, d, HYPERVISOR_mmuext_op,
+                         (MmuextOp(cmd=MMUEXT_UNPIN_TABLE, arg1=table),), DOMID_SELF)
+    assert (rc, done) == (0, 1)
+    assert [xen.frames.count(m) for m in (table, data, rw)] == [1, 1, 1]
+    assert xen.frames.type_of(rw) == (PGT_none, 0, False)
+
+
+def test_a_page_table_can_never_be_mapped_writable(xen, make_domu):
+    """The manual's example: a PT page can't also be RW."""
+    d = make_domu(16)
+    table, other = xen.p2m.lookup(d, 1), xen.p2m.lookup(d, 2)
+    write_entries(xen, d, other, {})
+    assert pin(xen, d, 1, other) == (0, 1)
+    # An L1 mapping the pinned table writably fails validation: nothing pinned.
+    write_entries(xen, d, table, {0: pte(other, PRESENT | RW)})
+    assert pin(xen, d, 1, table) == (-EINVAL, 0)
+    assert xen.frames.type_of(table) == (PGT_none, 0, False)
+    assert xen.frames.count(other) == 2          # only its own pin
+    # The guest itself is refused a writable view of it.
+    with pytest.raises(XenError) as e:
+        xen.frames.map_domain_page(d, other, writable=True)
+    assert e.value.errno == EPERM
+    assert xen.frames.map_domain_page(d, other, writable=False) is not None
+
+
+def test_an_l2_validates_its_l1s_recursively(xen, make_domu):
+    d = make_domu(16)
+    l2, l1, data = (xen.p2m.lookup(d, g) for g in (4, 5, 6))
+    write_entries(xen, d, l1, {3: pte(data, PRESENT | RW)})
+    write_entries(xen, d, l2, {0: pte(l1)})
+    assert pin(xen, d, 2, l2) == (0, 1)
+    assert xen.frames.type_of(l2) == (PGT_l2_page_table, 1, True)
+    assert xen.frames.type_of(l1) == (PGT_l1_page_table, 1, False)
+    assert xen.frames.type_of(data) == (PGT_writable_page, 1, False)
+    # An L1 already in use can't be pinned as an L2 as well.
+    assert pin(xen, d, 2, l1) == (-EINVAL, 0)
+
+
+def test_pinning_twice_and_unpinning_an_unpinned_frame_fail(xen, make_domu):
+    d = make_domu(16)
+    table = xen.p2m.lookup(d, 7)
+    assert pin(xen, d, 1, table) == (0, 1)
+    assert pin(xen, d, 1, table) == (-EINVAL, 0)
+    other = xen.p2m.lookup(d, 8)
+    rc, done = hypercall(xen, d, HYPERVISOR_mmuext_op,
+                         (MmuextOp(cmd=MMUEXT_UNPIN_TABLE, arg1=other),), DOMID_SELF)
+    assert (rc, done) == (-EINVAL, 0)
+
+
+def test_a_table_may_only_map_its_own_domains_frames(xen, make_domu):
+    a, b = make_domu(16), make_domu(16)
+    table = xen.p2m.lookup(a, 1)
+    write_entries(xen, a, table, {0: pte(xen.p2m.lookup(b, 1))})
+    assert pin(xen, a, 1, table) == (-EINVAL, 0)
+    # Nor may it pin a frame of another domain.
+    assert pin(xen, a, 1, xen.p2m.lookup(b, 2)) == (-EINVAL, 0)
+
+
+def test_mmu_update_validates_entries_of_a_live_table(xen, make_domu):
+    d = make_domu(16)
+    table, data, pinned_l1 = (xen.p2m.lookup(d, g) for g in (1, 2, 3))
+    assert pin(xen, d, 1, table) == (0, 1)
+    assert pin(xen, d, 1, pinned_l1) == (0, 1)
+    ok = MmuUpdate(ptr=(table << 12) + 8 * 5 | MMU_NORMAL_PT_UPDATE, val=pte(data, PRESENT | RW))
+    bad = MmuUpdate(ptr=(table << 12) + 8 * 6 | MMU_NORMAL_PT_UPDATE, val=pte(pinned_l1, PRESENT | RW))
+    assert hypercall(xen, d, HYPERVISOR_mmu_update, (ok, bad), DOMID_SELF) == (-EINVAL, 1)
+    assert xen.frames.entries(table)[5] == pte(data, PRESENT | RW)
+    assert xen.frames.entries(table)[6] == 0
+    assert xen.frames.type_of(data) == (PGT_writable_page, 1, False)
+    # Replacing the entry drops the old one's references.
+    clear = MmuUpdate(ptr=(table << 12) + 8 * 5, val=0)
+    assert hypercall(xen, d, HYPERVISOR_mmu_update, (clear,), DOMID_SELF) == (0, 1)
+    assert xen.frames.count(data) == 1 and xen.frames.type_of(data)[1] == 0
+
+
+def test_mmu_update_on_another_domains_frame_fails(xen, make_domu):
+    a, b = make_domu(16), make_domu(16)
+    target = xen.p2m.lookup(b, 1)
+    req = MmuUpdate(ptr=target << 12, val=0x1234)
+    assert hypercall(xen, a, HYPERVISOR_mmu_update, (req,), DOMID_SELF) == (-EINVAL, 0)
+    assert xen.ram.peek(target)[:8] == bytes(8)
+
+
+def test_machphys_update_moves_a_frame_in_the_p2m(xen, make_domu):
+    d = make_domu(16)
+    mfn = xen.p2m.lookup(d, 9)
+    req = MmuUpdate(ptr=(mfn << 12) | MMU_MACHPHYS_UPDATE, val=0x5000)
+    assert hypercall(xen, d, HYPERVISOR_mmu_update, (req,), DOMID_SELF) == (0, 1)
+    assert xen.frames.gpfn(mfn) == 0x5000 and xen.p2m.lookup(d, 0x5000) == mfn
+    assert xen.p2m.lookup(d, 9) is None
+
+
+def test_machphys_update_of_a_foreign_frame_is_refused(xen, make_domu):
+    a, b = make_domu(16), make_domu(16)
+    mfn = xen.p2m.lookup(b, 1)
+    req = MmuUpdate(ptr=(mfn << 12) | MMU_MACHPHYS_UPDATE, val=7)
+    assert hypercall(xen, a, HYPERVISOR_mmu_update, (req,), DOMID_SELF) == (-EINVAL, 0)
+    assert xen.frames.gpfn(mfn) == 1
+
+
+def test_only_the_control_domain_acts_on_a_foreign_domains_memory(xen, dom0, make_domu):
+    a, b = make_domu(16), make_domu(16)
+    mfn = xen.p2m.lookup(b, 1)
+    pin_b = (MmuextOp(cmd=MMUEXT_PIN_L1_TABLE, arg1=mfn),)
+    assert hypercall(xen, a, HYPERVISOR_mmuext_op, pin_b, b.domid) == (-EPERM, None)
+    assert hypercall(xen, dom0, HYPERVISOR_mmuext_op, pin_b, b.domid) == (0, 1)
+    assert xen.frames.type_of(mfn) == (PGT_l1_page_table, 1, True)
+
+
+def test_clear_and_copy_page(xen, make_domu):
+    d = make_domu(16)
+    src, dst = xen.p2m.lookup(d, 1), xen.p2m.lookup(d, 2)
+    xen.frames.map_domain_page(d, src, writable=True)[:4] = b"data"
+    xen.frames.map_domain_page(d, dst, writable=True)[100] = 9
+    ops = (MmuextOp(cmd=MMUEXT_CLEAR_PAGE, arg1=dst),
+           MmuextOp(cmd=MMUEXT_COPY_PAGE, arg1=dst, arg2=src),
+           MmuextOp(cmd=MMUEXT_TLB_FLUSH_LOCAL))
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, ops, DOMID_SELF) == (0, 3)
+    assert xen.ram.peek(dst)[:4] == b"data" and xen.ram.peek(dst)[100] == 0
+
+
+def test_unknown_mmuext_command_and_bad_arguments(xen, make_domu):
+    d = make_domu(16)
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, (MmuextOp(cmd=99),), DOMID_SELF) == (-ENOSYS, 0)
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, ("junk",), DOMID_SELF) == (-EFAULT, None)
+
+
+def test_a_guest_sees_only_its_own_frames(xen, make_domu):
+    a, b = make_domu(16), make_domu(16)
+    with pytest.raises(XenError) as e:
+        xen.frames.map_domain_page(a, xen.p2m.lookup(b, 0), writable=False)
+    assert e.value.errno == EFAULT
+    # The control domain may map any frame (how a toolstack builds guests).
+    view = xen.frames.map_domain_page(xen.hardware_domain, xen.p2m.lookup(b, 0), writable=True)
+    view[0] = 42
+    assert xen.frames.map_domain_page(b, xen.p2m.lookup(b, 0), writable=False)[0] == 42
+
+
+def test_freed_frames_are_scrubbed(xen, make_domu, privcmd):
+    from xl.dombuild import destroy_domain
+    d = make_domu(16)
+    mfn = xen.p2m.lookup(d, 3)
+    xen.frames.map_domain_page(d, mfn, writable=True)[:6] = b"secret"
+    destroy_domain(privcmd, d.domid)
+    assert xen.frames.owner(mfn) is None and xen.ram.peek(mfn)[:6] == bytes(6)
+
+
+def test_destroy_unpins_tables_and_frees_everything(xen, make_domu, privcmd):
+    from xl.dombuild import destroy_domain
+    d = make_domu(16)
+    l2, l1, data = (xen.p2m.lookup(d, g) for g in (4, 5, 6))
+    write_entries(xen, d, l1, {0: pte(data, PRESENT | RW)})
+    write_entries(xen, d, l2, {0: pte(l1)})
+    assert pin(xen, d, 2, l2) == (0, 1)
+    free_before = xen.free_pages
+    destroy_domain(privcmd, d.domid)
+    assert xen.domains.get(d.domid) is None
+    assert xen.free_pages == free_before + 16 * 256 + 2  # memory, shared_info, grant frame
+    assert all(xen.frames.owner(m) is None for m in (l2, l1, data))

@@ -135,13 +135,18 @@ class GrantTable:
                          frame & 0xFFFFFFFF)
 
     def get_maptrack_handle(self) -> int:
-        if not self._free_handles:
-            if self.nr_maptrack_frames >= self.max_maptrack_frames:
-                return INVALID_MAPTRACK_HANDLE
-            base = self.maptrack_limit
-            self.maptrack_limit += MAPTRACK_PER_PAGE
-            self._free_handles.extend(range(base, base + MAPTRACK_PER_PAGE))
-        return self._free_handles.popleft()
+        """Xen's free list always keeps one entry, its tail; a new maptrack
+        frame's handles go to the front of it. So with every frame in use
+        one handle per frame short of the limit is the most there can be."""
+        free = self._free_handles
+        if len(free) > 1:
+            return free.popleft()
+        if self.nr_maptrack_frames >= self.max_maptrack_frames:
+            return INVALID_MAPTRACK_HANDLE
+        base = self.maptrack_limit
+        self.maptrack_limit += MAPTRACK_PER_PAGE
+        free.extendleft(reversed(range(base + 1, base + MAPTRACK_PER_PAGE)))
+        return base
 
     def put_maptrack_handle(self, handle: int) -> None:
         self.maptrack.pop(handle, None)
@@ -505,16 +510,18 @@ class GrantTables:
     def _copy(self, ld: "Domain", op: GnttabCopy) -> int:
         src_gref = bool(op.flags & GNTCOPY_source_gref)
         dst_gref = bool(op.flags & GNTCOPY_dest_gref)
-        # Only DOMID_SELF may name a frame directly.
-        if op.source.domid != DOMID_SELF and not src_gref:
-            return GNTST_permission_denied
-        if op.dest.domid != DOMID_SELF and not dst_gref:
-            return GNTST_permission_denied
+        # Each side in turn: only DOMID_SELF may name a frame directly, and
+        # the domain must exist (gnttab_copy_lock_domains()).
         domains = self.xen.domains
-        sd = ld if op.source.domid == DOMID_SELF else domains.get(op.source.domid)
-        dd = ld if op.dest.domid == DOMID_SELF else domains.get(op.dest.domid)
-        if sd is None or dd is None:
-            return GNTST_bad_domain
+        sides = []
+        for ptr, is_gref in ((op.source, src_gref), (op.dest, dst_gref)):
+            if ptr.domid != DOMID_SELF and not is_gref:
+                return GNTST_permission_denied
+            d = ld if ptr.domid == DOMID_SELF else domains.get(ptr.domid)
+            if d is None:
+                return GNTST_bad_domain
+            sides.append(d)
+        sd, dd = sides
         claims = []
         try:
             rc, src = self._claim(ld, sd, op.source.u, src_gref, True, claims)

@@ -107,6 +107,9 @@ class HypercallTable:
         Xen returns in rax (a negative errno on failure), out is the argument
         as Xen leaves it (OUT fields filled in), or None."""
         xen = self.xen
+        if v.domain.is_dying:
+            # A dying domain's vCPUs are paused for good: no code of its runs.
+            raise RuntimeError(f"d{v.domain.domid} is dying; its vCPUs cannot make hypercalls")
         entry = self.table.get(nr)
         record = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id, call_name(nr, args), args)
         if entry is None:

@@ -12,14 +12,14 @@ from hv.public.domctl import (
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
     XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked,
-    XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
+    XEN_DOMINF_paused, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
     XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo,
     XenDomctlGetvcpuinfo, XenDomctlIrqPermission, XenDomctlMaxMem, XenDomctlMaxVcpus,
     XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlSetdomainhandle,
     XenDomctlVcpucontext,
 )
 from hv.public.errno import (
-    EACCES, EEXIST, EFAULT, EINVAL, ENOENT, ENOSYS, EOVERFLOW, EPERM, ESRCH,
+    EACCES, EEXIST, EFAULT, EINVAL, ENOSYS, EOVERFLOW, EPERM, ESRCH,
 )
 from hv.public.sched import (
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff,
@@ -327,5 +327,6 @@ def test_a_smaller_machine_than_dom0_cannot_boot():
 
 def test_two_hosts_from_the_same_config_are_identical():
     a, b = make_host(), make_host()
-    fmt = lambda h: [r.format() for r in h.xen.trace]
-    assert fmt(a) == fmt(b) and a.xen.free_pages == b.xen.free_pages
+    def formatted(h):
+        return [r.format() for r in h.xen.trace]
+    assert formatted(a) == formatted(b) and a.xen.free_pages == b.xen.free_pages

@@ -55,7 +55,7 @@ def test_arguments_that_could_not_come_from_guest_memory_are_efault(xen, dom0, n
 
 
 def test_every_call_is_traced_before_what_it_causes(xen, make_domu):
-    a, b = make_domu(16), make_domu(16)
+    b = make_domu(16)
     _, alloc = hypercall(xen, b, HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
                          EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=DOMID_SELF))
     mark = xen.trace.seq
@@ -214,8 +214,9 @@ def test_runstate_times_add_up_to_the_time_since_creation(host, xen, make_domu):
 
 def test_periodic_timer_period_bounds(xen, make_domu):
     d = make_domu(16)
-    set_period = lambda ns: hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_set_periodic_timer, 0,
-                                      VcpuSetPeriodicTimer(period_ns=ns))[0]
+    def set_period(ns):
+        return hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_set_periodic_timer, 0,
+                         VcpuSetPeriodicTimer(period_ns=ns))[0]
     assert set_period(NS_PER_MS - 1) == -EINVAL
     assert set_period(10 * NS_PER_MS) == 0 and d.vcpus[0].periodic_period == 10 * NS_PER_MS
 
@@ -250,8 +251,9 @@ def test_a_wrapped_timer_deadline_fires_after_100ms(host, xen, make_domu):
 # ---------------------------------------------------------------- watchdogs
 def test_watchdogs(host, xen, make_domu):
     d = make_domu(16)
-    wd = lambda i, t: hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_watchdog,
-                                SchedWatchdog(id=i, timeout=t))[0]
+    def wd(i, t):
+        return hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_watchdog,
+                         SchedWatchdog(id=i, timeout=t))[0]
     assert wd(0, 30) == 1 and wd(0, 30) == 2 and wd(0, 30) == -ENOSPC
     assert wd(3, 10) == -EINVAL
     assert wd(2, 0) == 0                         # stop the second

@@ -40,7 +40,7 @@ MAX_CONTROLLER_PAUSE = 255
 class VCPU:
     __slots__ = (
         "vcpu_id", "domain", "pause_flags", "pause_count", "paused_for_shutdown",
-        "defer_shutdown", "virq_to_evtchn", "poll_evtchn", "poll_ports",
+        "defer_shutdown", "virq_to_evtchn", "poll_evtchn", "polling",
         "is_initialised", "context", "runstate", "state_entry_time",
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
         "singleshot_timer", "periodic_period", "poll_timer", "sched",
@@ -54,8 +54,8 @@ class VCPU:
         self.paused_for_shutdown = False
         self.defer_shutdown = False
         self.virq_to_evtchn = [0] * NR_VIRQS
-        self.poll_evtchn = 0          # -1: polling several ports
-        self.poll_ports: tuple[int, ...] = ()
+        self.poll_evtchn = 0          # the one port polled; -1 when several
+        self.polling = False          # its bit in Xen's d->poll_mask
         self.is_initialised = False
         self.context = None           # the VcpuGuestContext it was started with
         self.runstate = RUNSTATE_offline
@@ -362,6 +362,8 @@ class DomainList:
         d.shared_info = None
         del self._by_id[d.domid]
         xen.trace.emit("domain", d.domid, -1, "destroyed", None, None)
+        # The control domain learns the id is free again.
+        xen.evtchn.send_global_virq_dom_exc()
 
     def dump(self) -> str:
         lines = ["'q' pressed -> dumping domain info"]

@@ -22,6 +22,7 @@ from hv.public.event_channel import (
     EVTCHN_2L_NR_CHANNELS, EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain,
     EVTCHNOP_bind_ipi, EVTCHNOP_bind_pirq, EVTCHNOP_bind_vcpu, EVTCHNOP_bind_virq,
     EVTCHNOP_close, EVTCHNOP_expand_array, EVTCHNOP_init_control, EVTCHNOP_reset,
+    EVTCHNOP_reset_cont,
     EVTCHNOP_send, EVTCHNOP_set_priority, EVTCHNOP_status, EVTCHNOP_unmask,
     EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_ipi, EVTCHNSTAT_pirq,
     EVTCHNSTAT_unbound, EVTCHNSTAT_virq, EvtchnAllocUnbound, EvtchnBindInterdomain,
@@ -116,9 +117,10 @@ class EventChannels:
             EVTCHNOP_bind_vcpu: (self.evtchn_bind_vcpu, EvtchnBindVcpu),
             EVTCHNOP_unmask: (self.evtchn_unmask, EvtchnUnmask),
             EVTCHNOP_reset: (self.evtchn_reset_op, EvtchnReset),
+            EVTCHNOP_reset_cont: (self.evtchn_reset_cont, EvtchnReset),
             EVTCHNOP_init_control: (self.evtchn_fifo_unsupported, EvtchnInitControl),
             EVTCHNOP_expand_array: (self.evtchn_fifo_unsupported, EvtchnExpandArray),
-            EVTCHNOP_set_priority: (self.evtchn_fifo_unsupported, EvtchnSetPriority),
+            EVTCHNOP_set_priority: (self.evtchn_set_priority, EvtchnSetPriority),
         }
 
     # ------------------------------------------------------------ dispatch
@@ -381,6 +383,19 @@ class EventChannels:
         if ed.active:
             raise XenError(EAGAIN)
 
+    def evtchn_reset_cont(self, v: "VCPU", op: EvtchnReset):
+        """Xen continues a preempted reset with this op. Resets here finish
+        in one go, so there is never one to continue."""
+        d = self._domain_by_any_id(v, op.dom)
+        self.xen.xsm.target(v.domain, d)
+        raise XenError(EBUSY)
+
+    def evtchn_set_priority(self, v: "VCPU", op: EvtchnSetPriority):
+        """Priorities belong to the FIFO ABI; a two-level domain has none."""
+        if v.domain.evtchn.chan(op.port) is None:
+            raise XenError(EINVAL)
+        raise XenError(ENOSYS)
+
     def evtchn_fifo_unsupported(self, v: "VCPU", op):
         """The FIFO ABI is not provided; guests keep the two-level ABI, as
         they do on a Xen whose FIFO setup fails."""
@@ -432,7 +447,10 @@ class EventChannels:
 
     def unmask(self, d: "Domain", chn: Evtchn) -> None:
         """evtchn_2l_unmask(): clear the mask; a pending port raises the
-        upcall it could not raise while masked."""
+        upcall it could not raise while masked. Ports not in use are left
+        alone (evtchn_usable())."""
+        if chn.state in (ECS_FREE, ECS_RESERVED):
+            return
         info = d.shared_info
         port = chn.port
         byte, bit = port >> 3, 1 << (port & 7)
@@ -457,7 +475,8 @@ class EventChannels:
         return bool(d.shared_info[SHINFO_EVTCHN_MASK + (port >> 3)] & (1 << (port & 7)))
 
     def port_poll(self, d: "Domain", port: int) -> bool:
-        if d.evtchn.chan(port) is None:
+        chn = d.evtchn.chan(port)
+        if chn is None or chn.state in (ECS_FREE, ECS_RESERVED):
             raise XenError(EINVAL)
         return self.is_pending(d, port)
 

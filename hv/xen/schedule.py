@@ -77,6 +77,9 @@ class Scheduler:
     def vcpu_unblock(self, v: "VCPU") -> None:
         if v.pause_flags & VPF_blocked:
             v.pause_flags &= ~VPF_blocked
+            # Whatever woke it, a poll ends when the vCPU is unblocked.
+            if v.polling:
+                self._end_poll(v)
             self.vcpu_wake(v)
 
     def vcpu_up(self, v: "VCPU") -> None:
@@ -168,32 +171,32 @@ class Scheduler:
             if pending:
                 return 0
         v.pause_flags |= VPF_blocked
+        v.polling = True
         v.poll_evtchn = ports[0] if arg.nr_ports == 1 else -1
-        v.poll_ports = tuple(ports[:arg.nr_ports])
         if arg.timeout:
             v.poll_timer = self.xen.clock.schedule(arg.timeout, self._poll_timeout, v)
         self.vcpu_sleep(v)
-        self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "poll", v.poll_ports)
+        self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "poll", tuple(ports[:arg.nr_ports]))
         return 0
 
     def wake_pollers(self, d: "Domain", port: int) -> None:
-        """evtchn_check_pollers(): a port went pending."""
+        """evtchn_check_pollers(): a port went pending. A vCPU polling
+        several ports is woken by any port of its domain, as on Xen."""
         for v in d.vcpus:
-            if v.poll_evtchn and (v.poll_evtchn == port or v.poll_evtchn == -1 and port in v.poll_ports):
-                self._end_poll(v)
+            if v.polling and (v.poll_evtchn <= 0 or v.poll_evtchn == port):
+                self.vcpu_unblock(v)
 
     def _poll_timeout(self, v: "VCPU") -> None:
         v.poll_timer = None
-        if v.poll_evtchn:
-            self._end_poll(v)
+        if v.polling:
+            self.vcpu_unblock(v)
 
     def _end_poll(self, v: "VCPU") -> None:
+        v.polling = False
         v.poll_evtchn = 0
-        v.poll_ports = ()
         if v.poll_timer is not None:
             v.poll_timer.cancel()
             v.poll_timer = None
-        self.vcpu_unblock(v)
 
     def sched_watchdog(self, v: "VCPU", arg: SchedWatchdog) -> int:
         """Ids 1 and 2: 0 asks for a new watchdog; a zero timeout stops one;

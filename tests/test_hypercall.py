@@ -121,7 +121,7 @@ def test_xen_version_answers(xen, make_domu, dom0):
     rc, caps = hypercall(xen, d, HYPERVISOR_xen_version, XENVER_capabilities, XenCapabilitiesInfo())
     assert caps.info == b"xen-3.0-x86_64"
     rc, h = hypercall(xen, d, HYPERVISOR_xen_version, XENVER_guest_handle, XenDomainHandle())
-    assert h.handle == d.handle
+    assert bytes(h.handle) == d.handle
     _, f_dom0 = hypercall(xen, dom0, HYPERVISOR_xen_version, XENVER_get_features, XenFeatureInfo())
     _, f_domu = hypercall(xen, d, HYPERVISOR_xen_version, XENVER_get_features, XenFeatureInfo())
     assert f_dom0.submap & (1 << XENFEAT_dom0) and not f_domu.submap & (1 << XENFEAT_dom0)

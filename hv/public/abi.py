@@ -106,7 +106,8 @@ class Bytes(CType):
             value = bytes(value)
         if not isinstance(value, bytes) or len(value) > self.size:
             raise ValueError(f"{where}: expected at most {self.size} bytes, got {value!r:.60}")
-        return value
+        # Trailing NULs are padding: the same bytes give the same value.
+        return value.rstrip(b"\0")
 
     def pack_into(self, buf, off, value):
         buf[off:off + len(value)] = value
@@ -135,15 +136,17 @@ class Array(CType):
         return f"{self.elem!r}[{self.count}]"
 
     def zero(self) -> tuple:
-        return ()
+        return (self.elem.zero(),) * self.count
 
     def check(self, value, where):
         if isinstance(value, list):
             value = tuple(value)
         if not isinstance(value, tuple) or len(value) > self.count:
             raise ValueError(f"{where}: expected at most {self.count} elements")
-        for i, item in enumerate(value):
-            self.elem.check(item, f"{where}[{i}]")
+        value = tuple(self.elem.check(item, f"{where}[{i}]") for i, item in enumerate(value))
+        if len(value) < self.count:
+            # A short array is zero-filled, as unpacking the same bytes gives.
+            value += (self.elem.zero(),) * (self.count - len(value))
         return value
 
     def pack_into(self, buf, off, value):
@@ -174,10 +177,12 @@ class Handle(CType):
     def check(self, value, where):
         if isinstance(value, list):
             value = tuple(value)
+        if isinstance(value, int) and not 0 <= value < 1 << 64:
+            raise ValueError(f"{where}: address {value!r} does not fit 64 bits")
         return value
 
     def pack_into(self, buf, off, value):
-        address = value if isinstance(value, int) and 0 <= value < 1 << 64 else 0
+        address = value if isinstance(value, int) else 0
         _struct.pack_into("<Q", buf, off, address)
 
     def unpack_from(self, buf, off):
@@ -207,7 +212,8 @@ class Union(CType):
         if isinstance(value, (bytes, bytearray)):
             if len(value) > self.size:
                 raise ValueError(f"{where}: union holds at most {self.size} bytes")
-            return bytes(value)
+            # Trailing NULs are padding; all-zero bytes are the zero union.
+            return bytes(value).rstrip(b"\0") or None
         if isinstance(value, int) and self._scalar is not None:
             return self._scalar.check(value, where)
         if any(isinstance(v, StructType) and isinstance(value, v.cls) for v in self.variants):

@@ -213,6 +213,13 @@ class XenDomctl:
         uint64_t, char[128],
     )
 
+    @classmethod
+    def _decode(cls, values):
+        payload = DOMCTL_PAYLOAD.get(values["cmd"])
+        if payload is not None and isinstance(values["u"], bytes):
+            values["u"] = payload.unpack(values["u"].ljust(128, b"\0"))
+        return values
+
 
 DOMCTL_PAYLOAD = {
     XEN_DOMCTL_createdomain: XenDomctlCreatedomain,

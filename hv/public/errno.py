@@ -30,6 +30,7 @@ EMLINK = 31
 EDOM = 33
 ERANGE = 34
 EDEADLK = 35
+EDEADLOCK = 35
 ENAMETOOLONG = 36
 ENOLCK = 37
 ENOSYS = 38
@@ -49,8 +50,10 @@ ENOBUFS = 105
 EISCONN = 106
 ENOTCONN = 107
 ETIMEDOUT = 110
+ECONNREFUSED = 111
 
-# The canonical name of each number (aliases such as EWOULDBLOCK excluded).
+# The canonical name of each number (aliases such as EWOULDBLOCK and
+# EDEADLOCK give way to the name defined first).
 ERRNO_NAMES = {
     value: name
     for name, value in reversed(list(dict(globals()).items()))

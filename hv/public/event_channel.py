@@ -18,7 +18,7 @@ EVTCHNOP_reset = 10
 EVTCHNOP_init_control = 11
 EVTCHNOP_expand_array = 12
 EVTCHNOP_set_priority = 13
-# Xen's own continuation of an interrupted reset (visible to __XEN_TOOLS__).
+# Xen's own continuation of an interrupted reset (defined for __XEN__).
 EVTCHNOP_reset_cont = 14
 
 EVTCHNSTAT_closed = 0

@@ -16,7 +16,7 @@ XENMEM_maximum_gpfn = 14
 XENMEM_remove_from_physmap = 15
 XENMEM_set_pod_target = 16
 
-# The low 16 bits of cmd select the op; the rest carry a continuation.
+# The low 6 bits of cmd select the op; the rest carry a continuation.
 MEMOP_EXTENT_SHIFT = 6
 MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1
 

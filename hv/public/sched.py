@@ -18,8 +18,6 @@ SHUTDOWN_crash = 3
 SHUTDOWN_watchdog = 4
 SHUTDOWN_soft_reset = 5
 SHUTDOWN_MAX = 5
-# Xen's own "no reason yet" marker, one past the last code it accepts.
-SHUTDOWN_CODE_INVALID = 255
 
 SHUTDOWN_NAMES = {
     SHUTDOWN_poweroff: "poweroff",

@@ -1,6 +1,6 @@
 """xen/include/public/version.h and features.h."""
 
-from hv.public.abi import char, unsigned_int, uint32_t, xen_ulong_t, xenstruct
+from hv.public.abi import char, uint8_t, uint32_t, unsigned_int, xen_ulong_t, xenstruct
 
 XENVER_version = 0
 XENVER_extraversion = 1
@@ -31,7 +31,7 @@ XENFEAT_hvm_callback_vector = 8
 XENFEAT_hvm_safe_pvclock = 9
 XENFEAT_hvm_pirqs = 10
 XENFEAT_dom0 = 11
-XENFEAT_grant_map_identity = 12
+XENFEAT_grant_map_identity = 12       # deprecated in features.h
 XENFEAT_NR_SUBMAPS = 1
 
 
@@ -71,7 +71,7 @@ class XenFeatureInfo:
 
 @xenstruct
 class XenDomainHandle:
-    handle: char[16]
+    handle: uint8_t[16]
 
 
 @xenstruct

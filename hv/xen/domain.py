@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from hv.public.errno import EEXIST, EINVAL, ENOMEM, EOVERFLOW
-from hv.public.sched import SHUTDOWN_CODE_INVALID, SHUTDOWN_NAMES, SHUTDOWN_crash
+from hv.public.sched import SHUTDOWN_NAMES, SHUTDOWN_crash
 from hv.public.vcpu import RUNSTATE_offline
 from hv.public.xen import (
     DOMID_FIRST_RESERVED, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
@@ -35,6 +35,8 @@ VPF_down = 1 << 1        # offline (VCPUOP_down, or never brought up)
 VPF_blocked_in_xen = 1 << 2
 
 MAX_CONTROLLER_PAUSE = 255
+# Xen's "no shutdown reason yet" (~0u): guests can only give 0..255.
+SHUTDOWN_CODE_INVALID = 0xFFFFFFFF
 
 
 class VCPU:

@@ -136,7 +136,8 @@ class Domctl:
         flags |= XEN_DOMINF_shutdown if d.is_shut_down else 0
         flags |= XEN_DOMINF_paused if d.controller_pause_count > 0 else 0
         flags |= XEN_DOMINF_xs_domain if d.is_xenstore_domain else 0
-        flags |= (d.shutdown_code & 0xFF) << XEN_DOMINF_shutdownshift
+        # As on Xen, a domain never shut down carries its ~0 code here too.
+        flags = (flags | d.shutdown_code << XEN_DOMINF_shutdownshift) & 0xFFFFFFFF
         return XenDomctlGetdomaininfo(
             domain=d.domid, flags=flags, tot_pages=d.tot_pages, max_pages=d.max_pages,
             shared_info_frame=d.shared_info_mfn, cpu_time=cpu_time, nr_online_vcpus=online,

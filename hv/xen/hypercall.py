@@ -147,7 +147,10 @@ class HypercallTable:
         try:
             results = []
             for entry in entries:
-                args = tuple(a for a in entry.args)
+                # Unused argument words are NULL: a call takes the ones it needs.
+                args = list(entry.args)
+                while args and args[-1] is None:
+                    args.pop()
                 results.append(self.call(v, entry.op, *args))
         finally:
             self._in_multicall = False

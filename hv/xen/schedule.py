@@ -11,12 +11,12 @@ from hv.public.errno import EFAULT, EINVAL, ENOSPC, ENOSYS, EPERM, ESRCH
 from hv.public.sched import (
     SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
-    SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_CODE_INVALID, SHUTDOWN_watchdog,
+    SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_watchdog,
     SchedPinOverride, SchedPoll, SchedRemoteShutdown, SchedShutdown, SchedWatchdog,
 )
 from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable
 from hv.public.xen import VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
-from hv.xen.domain import VPF_blocked, VPF_down
+from hv.xen.domain import SHUTDOWN_CODE_INVALID, VPF_blocked, VPF_down
 from hv.xen.errors import XenError
 from hv.xen.sched_credit import CreditScheduler
 from hv.xen.timer import NS_PER_MS, NS_PER_S

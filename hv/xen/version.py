@@ -93,7 +93,7 @@ class Version:
         return PAGE_SIZE, None
 
     def _guest_handle(self, v, arg):
-        return 0, XenDomainHandle(handle=v.domain.handle)
+        return 0, XenDomainHandle(handle=tuple(v.domain.handle))
 
     def _commandline(self, v, arg):
         self.xen.xsm.priv(v.domain)

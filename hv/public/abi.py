@@ -360,8 +360,8 @@ def _make_struct(cls, fixed_size: int | None):
             raise TypeError(f"{cls.__name__}: fields need {total} bytes, more than {fixed_size}")
         total = fixed_size
 
-    cls.__post_init__ = _make_checker(cls, fields)
-    cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    cls = dataclasses.dataclass(frozen=True, slots=True, init=False)(cls)
+    cls.__init__ = _make_init(cls, fields)
     cls.replace = _make_replace(cls, fields)
     cls.FIELDS = tuple(fields)
     cls._FIELD_BY_NAME = {f.name: f for f in fields}
@@ -375,54 +375,61 @@ def _make_struct(cls, fixed_size: int | None):
     return cls
 
 
-def _make_checker(cls, fields: list[Field]) -> Callable:
-    """Build __post_init__: scalars checked inline (hot), the rest by their type."""
-    lines = ["def __post_init__(self):"]
-    env: dict[str, Any] = {"_set": object.__setattr__}
+def _check_code(cls, i: int, f: Field, indent: str) -> str:
+    """Source that checks (and canonicalises) the local named like the
+    field: scalars inline, the rest through their C type."""
+    where = f"'{cls.__name__}.{f.name}'"
+    if isinstance(f.ctype, Scalar):
+        return (f"{indent}if {f.name}.__class__ is not int or not "
+                f"{f.ctype.lo} <= {f.name} <= {f.ctype.hi}:\n"
+                f"{indent}    _c{i}.check({f.name}, {where})")
+    return f"{indent}{f.name} = _c{i}.check({f.name}, {where})"
+
+
+def _compile(source: str, name: str, env: dict[str, Any]) -> Callable:
+    exec(source, env)
+    return env[name]
+
+
+def _make_init(cls, fields: list[Field]) -> Callable:
+    """__init__ with every field defaulting to its zero, each value checked;
+    defaults are already canonical and skip the check."""
+    env: dict[str, Any] = {}
+    params = ", ".join(f"{f.name}=_d{i}" for i, f in enumerate(fields))
+    lines = [f"def __init__(self, {params}):"]
     for i, f in enumerate(fields):
-        if isinstance(f.ctype, Scalar):
-            lines.append(
-                f"    v = self.{f.name}\n"
-                f"    if v.__class__ is not int or not {f.ctype.lo} <= v <= {f.ctype.hi}:\n"
-                f"        _c{i}.check(v, '{cls.__name__}.{f.name}')"
-            )
-        else:
-            lines.append(
-                f"    v = self.{f.name}\n"
-                f"    w = _c{i}.check(v, '{cls.__name__}.{f.name}')\n"
-                f"    if w is not v: _set(self, '{f.name}', w)"
-            )
         env[f"_c{i}"] = f.ctype
-    if len(lines) == 1:
+        env[f"_d{i}"] = f.ctype.zero()
+        # Frozen: write through the slot's descriptor, which is also the
+        # quickest way in.
+        env[f"_s{i}"] = cls.__dict__[f.name].__set__
+        if isinstance(f.ctype, Scalar):
+            lines.append(_check_code(cls, i, f, "    "))
+        else:
+            lines.append(f"    if {f.name} is not _d{i}:\n" + _check_code(cls, i, f, "        "))
+        lines.append(f"    _s{i}(self, {f.name})")
+    if not fields:
         lines.append("    pass")
-    exec("\n".join(lines), env)
-    return env["__post_init__"]
+    return _compile("\n".join(lines), "__init__", env)
 
 
 def _make_replace(cls, fields: list[Field]) -> Callable:
-    """Build replace(**changes): a copy with some fields changed, how Xen's
-    OUT fields come back. Only the changed fields are checked; the others
-    were checked when this instance was made."""
+    """replace(**changes): a copy with some fields changed, how Xen's OUT
+    fields come back. Only the changed fields are checked; the others were
+    checked when this instance was made."""
     if not fields:
         return lambda self: self
+    env: dict[str, Any] = {"_M": _MISSING, "_new": object.__new__, "_cls": cls}
     params = ", ".join(f"{f.name}=_M" for f in fields)
     lines = [f"def replace(self, *, {params}):", "    new = _new(_cls)"]
-    env: dict[str, Any] = {"_M": _MISSING, "_new": object.__new__, "_set": object.__setattr__,
-                           "_cls": cls}
     for i, f in enumerate(fields):
-        where = f"'{cls.__name__}.{f.name}'"
-        if isinstance(f.ctype, Scalar):
-            check = (f"        if {f.name}.__class__ is not int or not "
-                     f"{f.ctype.lo} <= {f.name} <= {f.ctype.hi}:\n"
-                     f"            _c{i}.check({f.name}, {where})")
-        else:
-            check = f"        {f.name} = _c{i}.check({f.name}, {where})"
-        lines.append(f"    if {f.name} is _M:\n        {f.name} = self.{f.name}\n"
-                     f"    else:\n{check}\n    _set(new, '{f.name}', {f.name})")
         env[f"_c{i}"] = f.ctype
+        env[f"_s{i}"] = cls.__dict__[f.name].__set__
+        lines.append(f"    if {f.name} is _M:\n        _s{i}(new, self.{f.name})\n    else:\n"
+                     + _check_code(cls, i, f, "        ")
+                     + f"\n        _s{i}(new, {f.name})")
     lines.append("    return new")
-    exec("\n".join(lines), env)
-    return env["replace"]
+    return _compile("\n".join(lines), "replace", env)
 
 
 _MISSING = object()

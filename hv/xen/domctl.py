@@ -168,7 +168,6 @@ class Domctl:
         """Lowering the limit below what the domain holds is allowed: it then
         gets no more until it is under again."""
         d.max_pages = min(u.max_memkb >> (PAGE_SHIFT - 10), 0xFFFFFFFF)
-        self.xen.trace.emit("domain", d.domid, -1, "max_mem", u.max_memkb, None)
         return 0, u
 
     def setvcpucontext(self, v, d, u):

@@ -101,6 +101,7 @@ class GrantTable:
         self.max_maptrack_frames = max_maptrack_frames
         self.frames: list[int] = []            # mfns of the shared frames
         self.pages: list[bytearray] = []
+        self.nr_entries = 0
         self.active: dict[int, ActiveEntry] = {}
         self.maptrack: dict[int, Mapping] = {}
         self.maptrack_limit = 0
@@ -109,10 +110,6 @@ class GrantTable:
     @property
     def nr_grant_frames(self) -> int:
         return len(self.frames)
-
-    @property
-    def nr_entries(self) -> int:
-        return len(self.frames) * GRANT_ENTRIES_PER_PAGE_V1
 
     @property
     def nr_maptrack_frames(self) -> int:
@@ -207,6 +204,7 @@ class GrantTables:
                 return False
             gt.frames.append(mfn)
             gt.pages.append(self.xen.ram.frame(mfn))
+            gt.nr_entries = len(gt.frames) * GRANT_ENTRIES_PER_PAGE_V1
         return True
 
     def domain_destroy(self, d: "Domain") -> None:
@@ -232,8 +230,6 @@ class GrantTables:
         if flags & GNTMAP_host_map:
             pin_incr += GNTPIN_hstr_inc if readonly else GNTPIN_hstw_inc
         status, handle, mfn = self._map(ld, op, pin_incr, readonly)
-        self.xen.trace.emit("grant", ld.domid, v.vcpu_id, "map", (op.dom, op.ref, flags),
-                            handle if status == GNTST_okay else status)
         if status != GNTST_okay:
             return op.replace(status=status)
         return op.replace(status=GNTST_okay, handle=handle, dev_bus_addr=mfn << PAGE_SHIFT)
@@ -280,17 +276,13 @@ class GrantTables:
         mfn = act.mfn
 
         # References: one for the mapping, one more if both kinds are made;
-        # a writable type reference for each writable kind.
+        # a writable type reference for each writable kind. The frame must
+        # still be the granter's.
         refs = 1 if have_ref else 0
         types = 0
-        ok = True
-        if not have_ref:
-            if frames.get_page_any(mfn) is None:
-                ok = False
-            else:
-                refs = 1
-        if ok and frames.owner(mfn) is not rd:
-            ok = False
+        ok = have_ref or frames.get_page(mfn, rd)
+        if ok and not have_ref:
+            refs = 1
         if ok and op.flags & GNTMAP_device_map and not readonly:
             ok = frames.get_page_type(mfn, PGT_writable_page)
             types += ok
@@ -342,9 +334,7 @@ class GrantTables:
     # ------------------------------------------------------------ unmap
     def gnttab_unmap_grant_ref(self, v: "VCPU", op: GnttabUnmapGrantRef) -> GnttabUnmapGrantRef:
         ld = v.domain
-        status = self._unmap(ld, op)
-        self.xen.trace.emit("grant", ld.domid, v.vcpu_id, "unmap", op.handle, status)
-        return op.replace(status=status)
+        return op.replace(status=self._unmap(ld, op))
 
     def _unmap(self, ld: "Domain", op: GnttabUnmapGrantRef) -> int:
         lgt = ld.grant_table
@@ -423,7 +413,6 @@ class GrantTables:
         if op.nr_frames > gt.nr_grant_frames and not self._grow_table(d, op.nr_frames):
             return op.replace(status=GNTST_general_error)
         frames = tuple(gt.frames[:op.nr_frames]) + tuple(buf[op.nr_frames:] if buf else ())
-        self.xen.trace.emit("grant", v.domain.domid, v.vcpu_id, "setup_table", d.domid, op.nr_frames)
         return op.replace(status=GNTST_okay, frame_list=frames)
 
     def gnttab_query_size(self, v: "VCPU", op: GnttabQuerySize) -> GnttabQuerySize:
@@ -458,10 +447,7 @@ class GrantTables:
 
     # ------------------------------------------------------------ transfer
     def gnttab_transfer(self, v: "VCPU", op: GnttabTransfer) -> GnttabTransfer:
-        d = v.domain
-        status = self._transfer(d, op)
-        self.xen.trace.emit("grant", d.domid, v.vcpu_id, "transfer", (op.mfn, op.domid, op.ref), status)
-        return op.replace(status=status)
+        return op.replace(status=self._transfer(v.domain, op))
 
     def _transfer(self, d: "Domain", op: GnttabTransfer) -> int:
         frames = self.xen.frames
@@ -502,10 +488,7 @@ class GrantTables:
 
     # ------------------------------------------------------------ copy
     def gnttab_copy(self, v: "VCPU", op: GnttabCopy) -> GnttabCopy:
-        status = self._copy(v.domain, op)
-        self.xen.trace.emit("grant", v.domain.domid, v.vcpu_id, "copy",
-                            (op.source.domid, op.dest.domid, op.len), status)
-        return op.replace(status=status)
+        return op.replace(status=self._copy(v.domain, op))
 
     def _copy(self, ld: "Domain", op: GnttabCopy) -> int:
         src_gref = bool(op.flags & GNTCOPY_source_gref)

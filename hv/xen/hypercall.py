@@ -107,11 +107,20 @@ class HypercallTable:
         Xen returns in rax (a negative errno on failure), out is the argument
         as Xen leaves it (OUT fields filled in), or None."""
         xen = self.xen
-        if v.domain.is_dying:
+        d = v.domain
+        if d.is_dying:
             # A dying domain's vCPUs are paused for good: no code of its runs.
-            raise RuntimeError(f"d{v.domain.domid} is dying; its vCPUs cannot make hypercalls")
+            raise RuntimeError(f"d{d.domid} is dying; its vCPUs cannot make hypercalls")
         entry = self.table.get(nr)
-        record = xen.trace.begin("hypercall", v.domain.domid, v.vcpu_id, call_name(nr, args), args)
+        trace = xen.trace
+        record = None
+        if trace.enabled:
+            # Recorded before it runs, so that what it causes follows it; the
+            # result is filled in after.
+            trace.seq += 1
+            record = [trace.seq, xen.clock.now, d.domid, v.vcpu_id, "hypercall",
+                      call_name(nr, args), args, None, None]
+            trace.append(record)
         if entry is None:
             rc, out = -ENOSYS, None
         elif not entry.nargs[0] <= len(args) <= entry.nargs[1]:
@@ -121,7 +130,9 @@ class HypercallTable:
                 rc, out = entry.fn(v, *args)
             except XenError as e:
                 rc, out = -e.errno, None
-        xen.trace.finish(record, rc)
+        if record is not None:
+            record[7] = rc
+            record[8] = out
         if xen.deferred:
             xen.run_deferred()
         return rc, out

@@ -93,8 +93,6 @@ class Memory:
             if extents is None or res.mem_flags & XENMEMF_populate_on_demand:
                 return start, res
             done, out = self.populate_physmap(d, res, start)
-        self.xen.trace.emit("memory", caller.domid, v.vcpu_id, _OP_NAMES[op],
-                            (d.domid, res.nr_extents, res.extent_order), done)
         if out is not None:
             res = XenMemoryReservation(extent_start=out, nr_extents=res.nr_extents,
                                        extent_order=res.extent_order,
@@ -164,9 +162,3 @@ class Memory:
             i += 1
         return i, tuple(out)
 
-
-_OP_NAMES = {
-    XENMEM_increase_reservation: "increase_reservation",
-    XENMEM_decrease_reservation: "decrease_reservation",
-    XENMEM_populate_physmap: "populate_physmap",
-}

@@ -112,7 +112,6 @@ class Scheduler:
         return handler(v, arg)
 
     def sched_yield(self, v: "VCPU", arg) -> int:
-        self.xen.trace.emit("vcpu", v.domain.domid, v.vcpu_id, "yield")
         return 0
 
     def sched_block(self, v: "VCPU", arg) -> int:

@@ -19,6 +19,7 @@ class TraceRecord(NamedTuple):
     name: str
     args: Any          # frozen structures, ints or tuples: never mutable
     result: Any
+    out: Any = None    # a hypercall's arguments as Xen left them
 
     def format(self) -> str:
         secs, ns = divmod(self.time, 1_000_000_000)
@@ -30,6 +31,8 @@ class TraceRecord(NamedTuple):
             text += f" {_brief(self.args)}"
         if self.result is not None:
             text += f" = {_brief(self.result)}"
+        if self.out is not None and (not self.args or self.out is not self.args[-1]):
+            text += f" -> {_brief(self.out)}"
         return text
 
 
@@ -57,22 +60,12 @@ class TraceBuffer:
         if self.enabled:
             self.seq += 1
             self._records.append(
-                [self.seq, self._clock.now, domid, vcpu, kind, name, args, result])
+                [self.seq, self._clock.now, domid, vcpu, kind, name, args, result, None])
 
-    def begin(self, kind: str, domid: int, vcpu: int, name: str, args: Any = None) -> list | None:
-        """Record the start of something whose result comes later, so that
-        what it causes is traced after it; ``finish`` fills the result in."""
-        if not self.enabled:
-            return None
-        self.seq += 1
-        record = [self.seq, self._clock.now, domid, vcpu, kind, name, args, None]
+    def append(self, record: list) -> None:
+        """Add a record a caller built itself (the hypercall door does, to
+        fill its result in once the call returns)."""
         self._records.append(record)
-        return record
-
-    @staticmethod
-    def finish(record: list | None, result: Any) -> None:
-        if record is not None:
-            record[7] = result
 
     def since(self, seq: int) -> list[TraceRecord]:
         """Records with a sequence number above ``seq`` still in the ring."""

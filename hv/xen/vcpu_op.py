@@ -59,8 +59,6 @@ class VcpuOps:
             raise XenError(EEXIST)
         v.context = ctxt
         v.is_initialised = True
-        self.xen.trace.emit("vcpu", v.domain.domid, v.vcpu_id, "initialise",
-                            ctxt.user_regs.rip, None)
         return 0, ctxt
 
     def vcpu_up(self, current, v: "VCPU", arg):

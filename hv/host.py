@@ -8,7 +8,7 @@ import random
 
 from hv.public.xen import PAGE_SHIFT
 from hv.xen.dom0_build import construct_dom0
-from hv.xen.hypervisor import GiB, MiB, Xen
+from hv.xen.hypervisor import BOOT_WALLCLOCK_NS, GiB, MiB, Xen
 from hv.xen.timer import EventLoop
 
 DEFAULT_CPUS = 4
@@ -30,14 +30,14 @@ class Host:
     def __init__(self, cpus: int = DEFAULT_CPUS, memory: int = DEFAULT_MEMORY,
                  dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
                  seed: int = 0, cmdline: str = "", dom0_cmdline: str = "console=hvc0",
-                 trace_capacity: int = 65536):
+                 trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS):
         _collect_garbage_less_often()
         self.seed = seed
         self.random = random.Random(seed)
         self.clock = EventLoop()
         self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
                        cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",
-                       trace_capacity=trace_capacity)
+                       trace_capacity=trace_capacity, boot_wallclock_ns=boot_wallclock_ns)
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline)
 

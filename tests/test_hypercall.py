@@ -291,3 +291,14 @@ def test_debug_keys_dump_into_the_console_ring(xen, key, expect):
     report = xen.debug_key(key)
     assert expect in report
     assert expect.encode() in xen.console.read_ring()
+
+
+def test_debug_key_q_notifies_guests_with_virq_debug(xen, make_domu):
+    from hv.public.xen import VIRQ_DEBUG
+    d = make_domu(16, vcpus=2)
+    _, bound = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
+                         EvtchnBindVirq(virq=VIRQ_DEBUG, vcpu=1))
+    report = xen.debug_key("q")
+    assert f"Notifying guest {d.domid}:1 (virq 1, port {bound.port})" in report
+    assert f"Notifying guest {d.domid}:0 (virq 1, port 0)" in report
+    assert xen.evtchn.is_pending(d, bound.port)

@@ -2,7 +2,7 @@
 uses (interface version 0x15, Xen 4.17)."""
 
 from hv.public.abi import (
-    char, domid_t, handle, int32_t, uint8_t, uint16_t, uint32_t, uint64_t,
+    char, domid_t, handle, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
     uint64_aligned_t, union, xenstruct,
 )
 
@@ -21,6 +21,7 @@ XEN_DOMCTL_max_vcpus = 15
 XEN_DOMCTL_scheduler_op = 16
 XEN_DOMCTL_setdomainhandle = 17
 XEN_DOMCTL_irq_permission = 19
+XEN_DOMCTL_settimeoffset = 24
 XEN_DOMCTL_getvcpuaffinity = 25
 XEN_DOMCTL_resumedomain = 27
 
@@ -192,6 +193,11 @@ class XenDomctlSetdomainhandle:
 
 
 @xenstruct
+class XenDomctlSettimeoffset:
+    time_offset_seconds: int64_t
+
+
+@xenstruct
 class XenDomctlIrqPermission:
     pirq: uint32_t
     allow_access: uint8_t
@@ -210,6 +216,7 @@ class XenDomctl:
         XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlVcpuaffinity,
         XenDomctlMaxMem, XenDomctlVcpucontext, XenDomctlGetvcpuinfo, XenDomctlMaxVcpus,
         XenDomctlSchedulerOp, XenDomctlSetdomainhandle, XenDomctlIrqPermission,
+        XenDomctlSettimeoffset,
         uint64_t, char[128],
     )
 
@@ -235,4 +242,5 @@ DOMCTL_PAYLOAD = {
     XEN_DOMCTL_scheduler_op: XenDomctlSchedulerOp,
     XEN_DOMCTL_setdomainhandle: XenDomctlSetdomainhandle,
     XEN_DOMCTL_irq_permission: XenDomctlIrqPermission,
+    XEN_DOMCTL_settimeoffset: XenDomctlSettimeoffset,
 }

@@ -102,6 +102,7 @@ class Domain:
         self.is_privileged = False         # control domain (dom0)
         self.is_hardware_domain = False
         self.is_xenstore_domain = False
+        self.time_offset_seconds = 0
         self.irq_caps: set[int] = set()    # pirqs it may bind (physical-device privilege)
         self.creation_finished = False
         self.created_at = now
@@ -234,6 +235,7 @@ class DomainList:
             raise XenError(ENOMEM)
         d.shared_info_mfn = mfn
         d.shared_info = xen.ram.frame(mfn)
+        xen.time.update_domain_wallclock_time(d)
         try:
             xen.evtchn.domain_init(d, max_evtchn_port)
             xen.gnttab.domain_init(d, max_grant_frames, max_maptrack_frames)

@@ -14,7 +14,7 @@ from hv.public.domctl import (
     XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_irq_permission,
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
-    XEN_DOMCTL_setvcpucontext,
+    XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset,
     XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused,
     XEN_DOMINF_running, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
     XEN_DOMINF_xs_domain, XEN_INVALID_MAX_VCPU_ID, XenDomctl, XenDomctlCreatedomain,
@@ -55,6 +55,7 @@ class Domctl:
             XEN_DOMCTL_scheduler_op: self.scheduler_op,
             XEN_DOMCTL_setdomainhandle: self.setdomainhandle,
             XEN_DOMCTL_irq_permission: self.irq_permission,
+            XEN_DOMCTL_settimeoffset: self.settimeoffset,
         }
 
     def do_domctl(self, v: "VCPU", op):
@@ -213,6 +214,11 @@ class Domctl:
 
     def setdomainhandle(self, v, d, u):
         d.handle = bytes(u.handle).ljust(16, b"\0")
+        return 0, u
+
+    def settimeoffset(self, v, d, u):
+        """A domain's wallclock may run ahead of or behind Xen's."""
+        self.xen.time.domain_set_time_offset(d, u.time_offset_seconds)
         return 0, u
 
     def irq_permission(self, v, d, u):

@@ -14,7 +14,7 @@ from hv.public.errno import EFAULT, EINVAL, ENOSYS
 from hv.public.xen import (
     HYPERCALL_NAMES, HYPERVISOR_console_io, HYPERVISOR_domctl,
     HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
-    HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall,
+    HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall, HYPERVISOR_platform_op,
     HYPERVISOR_sched_op, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
     HYPERVISOR_xen_version, MulticallEntry,
 )
@@ -89,6 +89,7 @@ class HypercallTable:
             HYPERVISOR_memory_op: (xen.memory.do_memory_op, (2, 2)),
             HYPERVISOR_multicall: (self.do_multicall, (1, 1)),
             HYPERVISOR_set_timer_op: (self.do_set_timer_op, (1, 1)),
+            HYPERVISOR_platform_op: (xen.time.do_platform_op, (1, 1)),
             HYPERVISOR_xen_version: (xen.version.do_xen_version, (1, 2)),
             HYPERVISOR_console_io: (xen.console.do_console_io, (3, 3)),
             HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),

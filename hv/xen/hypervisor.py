@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from hv.public.xen import PAGE_SHIFT
+from hv.public.xen import PAGE_SHIFT, VIRQ_DEBUG
 from hv.xen.console import Console
 from hv.xen.domain import DomainList
 from hv.xen.domctl import Domctl
@@ -18,6 +18,7 @@ from hv.xen.mmu import MMU
 from hv.xen.p2m import P2M
 from hv.xen.page_alloc import MachineMemory, PageAllocator
 from hv.xen.schedule import Scheduler
+from hv.xen.time import Time
 from hv.xen.timer import EventLoop
 from hv.xen.trace import TraceBuffer
 from hv.xen.vcpu_op import VcpuOps
@@ -29,11 +30,15 @@ MiB = 1 << 20
 # Machine frames below this are Xen's own (its image, heap and tables) and
 # never enter the domain heap.
 XEN_RESERVED_BYTES = 16 * MiB
+# The wall time a machine boots at unless told otherwise: fixed, so the same
+# configuration always gives the same machine (2026-01-01T00:00:00Z).
+BOOT_WALLCLOCK_NS = 1_767_225_600 * 1_000_000_000
 
 
 class Xen:
     def __init__(self, clock: EventLoop, nr_cpus: int = 4, memory_bytes: int = 16 * GiB,
-                 cmdline: str = "", trace_capacity: int = 65536):
+                 cmdline: str = "", trace_capacity: int = 65536,
+                 boot_wallclock_ns: int = BOOT_WALLCLOCK_NS):
         if nr_cpus < 1:
             raise ValueError("a host needs at least one CPU")
         if memory_bytes < 2 * XEN_RESERVED_BYTES:
@@ -51,6 +56,7 @@ class Xen:
         self.p2m = P2M(self.frames)
         self.trace = TraceBuffer(clock, trace_capacity)
         self.xsm = XSM()
+        self.time = Time(self, boot_wallclock_ns)
         self.console = Console(self)
         self.domains = DomainList(self)
         self.evtchn = EventChannels(self)
@@ -88,13 +94,26 @@ class Xen:
     def free_pages(self) -> int:
         return self.heap.free_pages
 
+    def _dump_domains(self) -> str:
+        """'q': the domains, then VIRQ_DEBUG to every vCPU so that guests
+        dump their own state."""
+        lines = [self.domains.dump()]
+        for d in self.domains:
+            if d.is_dying:
+                continue
+            for v in d.vcpus:
+                lines.append(f"Notifying guest {d.domid}:{v.vcpu_id} "
+                             f"(virq {VIRQ_DEBUG}, port {v.virq_to_evtchn[VIRQ_DEBUG]})")
+                self.evtchn.send_guest_vcpu_virq(v, VIRQ_DEBUG)
+        return "\n".join(lines)
+
     def debug_key(self, key: str) -> str:
         """The hypervisor's debug keys ('h' lists them); the report also goes
         to the console ring, where `xl dmesg` shows it."""
         keys = {
             "e": ("dump evtchn info", self.evtchn.dump),
             "g": ("print grant table usage", self.gnttab.dump),
-            "q": ("dump domain (and guest debug) info", self.domains.dump),
+            "q": ("dump domain (and guest debug) info", self._dump_domains),
             "r": ("dump run queues", self.sched.dump),
         }
         if key == "h":

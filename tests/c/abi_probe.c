@@ -50,6 +50,7 @@
 #include <xen/version.h>
 #include <xen/features.h>
 #include <xen/domctl.h>
+#include <xen/platform.h>
 #include <xen/errno.h>
 
 /*
@@ -101,6 +102,8 @@ static unsigned long lines;
     struct xen_domctl_scheduler_op: "xen_domctl_scheduler_op",            \
     struct xen_domctl_setdomainhandle: "xen_domctl_setdomainhandle",      \
     struct xen_domctl_irq_permission: "xen_domctl_irq_permission",        \
+    struct xen_domctl_settimeoffset: "xen_domctl_settimeoffset",          \
+    struct xenpf_settime64: "xenpf_settime64",                            \
     struct xen_domctl_sched_credit: "xen_domctl_sched_credit",            \
     struct xen_domctl_sched_credit2: "xen_domctl_sched_credit2",          \
     struct xen_domctl_sched_rtds: "xen_domctl_sched_rtds",                \
@@ -933,6 +936,9 @@ static void domctl_h(void)
     MEMBER(xen_domctl_irq_permission, allow_access);
     MEMBER(xen_domctl_irq_permission, pad);
 
+    STRUCT(xen_domctl_settimeoffset);
+    MEMBER(xen_domctl_settimeoffset, time_offset_seconds);
+
     STRUCT(xen_domctl);
     MEMBER(xen_domctl, cmd);
     MEMBER(xen_domctl, interface_version);
@@ -949,6 +955,7 @@ static void domctl_h(void)
     MEMBER(xen_domctl, u.scheduler_op);
     MEMBER(xen_domctl, u.setdomainhandle);
     MEMBER(xen_domctl, u.irq_permission);
+    MEMBER(xen_domctl, u.settimeoffset);
     MEMBER(xen_domctl, u.pad);
 
     CONST(XEN_DOMCTL_INTERFACE_VERSION);
@@ -966,6 +973,7 @@ static void domctl_h(void)
     CONST(XEN_DOMCTL_scheduler_op);
     CONST(XEN_DOMCTL_setdomainhandle);
     CONST(XEN_DOMCTL_irq_permission);
+    CONST(XEN_DOMCTL_settimeoffset);
     CONST(XEN_DOMCTL_getvcpuaffinity);
     CONST(XEN_DOMCTL_resumedomain);
 
@@ -1007,6 +1015,26 @@ static void domctl_h(void)
     CONST(XEN_VCPUAFFINITY_HARD);
     CONST(XEN_VCPUAFFINITY_SOFT);
     CONST(XEN_VCPUAFFINITY_FORCE);
+}
+
+static void platform_h(void)
+{
+    STRUCT(xenpf_settime64);
+    MEMBER(xenpf_settime64, secs);
+    MEMBER(xenpf_settime64, nsecs);
+    MEMBER(xenpf_settime64, mbz);
+    MEMBER(xenpf_settime64, system_time);
+
+    STRUCT(xen_platform_op);
+    MEMBER(xen_platform_op, cmd);
+    MEMBER(xen_platform_op, interface_version);
+    MEMBER(xen_platform_op, u);
+    MEMBER(xen_platform_op, u.settime64);
+    MEMBER(xen_platform_op, u.pad);
+
+    CONST(XENPF_INTERFACE_VERSION);
+    CONST(XENPF_settime32);
+    CONST(XENPF_settime64);
 }
 
 static void errno_h(void)
@@ -1076,6 +1104,7 @@ int main(void)
     vcpu_h();
     version_h();
     domctl_h();
+    platform_h();
     errno_h();
     printf("end %lu\n", lines);
     return 0;

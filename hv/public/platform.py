@@ -1,0 +1,31 @@
+"""xen/include/public/platform.h: the control domain's platform operations
+(the ones this machine has: setting the wallclock)."""
+
+from hv.public.abi import char, uint32_t, uint64_t, union, xenstruct
+
+XENPF_INTERFACE_VERSION = 0x03000001
+XENPF_settime32 = 17
+XENPF_settime64 = 62
+
+
+@xenstruct
+class XenpfSettime64:
+    """Set the clock so it would read secs.nsecs (since the epoch, UTC) when
+    system time was ``system_time``."""
+    secs: uint64_t
+    nsecs: uint32_t
+    mbz: uint32_t
+    system_time: uint64_t
+
+
+@xenstruct
+class XenPlatformOp:
+    cmd: uint32_t
+    interface_version: uint32_t
+    u: union(XenpfSettime64, uint64_t, char[128])
+
+    @classmethod
+    def _decode(cls, values):
+        if values["cmd"] == XENPF_settime64 and isinstance(values["u"], bytes):
+            values["u"] = XenpfSettime64.unpack(values["u"].ljust(XenpfSettime64.SIZE, b"\0"))
+        return values

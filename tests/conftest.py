@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hv.host import Host
+from hv.public.xen import HYPERVISOR_event_channel_op
 from hv.xen.audit import audit
 from hv.xen.hypervisor import MiB
 from xl.dombuild import build_pv_domain
@@ -68,3 +69,15 @@ def hypercall(xen, domain_or_vcpu, nr, *args):
     """(rc, out) for a hypercall made by a domain's vCPU 0 (or a vCPU)."""
     v = domain_or_vcpu.vcpus[0] if hasattr(domain_or_vcpu, "vcpus") else domain_or_vcpu
     return xen.hypercall(v, nr, *args)
+
+
+def evtchn(xen, who, cmd, arg):
+    """(rc, out) of an event_channel_op made by ``who``."""
+    return hypercall(xen, who, HYPERVISOR_event_channel_op, cmd, arg)
+
+
+def ok(result):
+    """The output of a call that must succeed."""
+    rc, out = result
+    assert rc == 0, f"expected success, got rc {rc}"
+    return out

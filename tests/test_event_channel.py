@@ -33,7 +33,7 @@ from hv.public.xen import (
     VIRQ_DOM_EXC, VIRQ_TIMER, SharedInfo, VcpuGuestContext,
 )
 from hv.xen.event_channel import ECS_FREE
-from tests.conftest import hypercall
+from tests.conftest import evtchn, hypercall, ok
 from xl.dombuild import MAX_GRANT_FRAMES, MAX_MAPTRACK_FRAMES, destroy_domain
 
 # A domid nobody has (the fixtures create at most a handful of domains).
@@ -43,16 +43,6 @@ BAD_PORT = 5000
 
 
 # ---------------------------------------------------------------- helpers
-def evtchn(xen, who, cmd, arg):
-    return hypercall(xen, who, HYPERVISOR_event_channel_op, cmd, arg)
-
-
-def ok(result):
-    rc, out = result
-    assert rc == 0, f"expected success, got rc {rc}"
-    return out
-
-
 def alloc(xen, who, dom=DOMID_SELF, remote=DOMID_SELF) -> int:
     return ok(evtchn(xen, who, EVTCHNOP_alloc_unbound,
                      EvtchnAllocUnbound(dom=dom, remote_dom=remote))).port

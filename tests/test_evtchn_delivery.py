@@ -23,7 +23,7 @@ from hv.public.sched import (
 )
 from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_runnable
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_sched_op,
+    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_sched_op,
     HYPERVISOR_set_timer_op, SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING, SHINFO_VCPU_INFO,
     VCPU_INFO_SIZE, VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
     VIRQ_DOM_EXC, VIRQ_TIMER, SharedInfo,
@@ -31,23 +31,13 @@ from hv.public.xen import (
 from hv.guest.grant_table import GuestGrantTable
 from hv.xen.domain import VPF_blocked
 from hv.xen.timer import NS_PER_MS
-from tests.conftest import hypercall
+from tests.conftest import evtchn, hypercall, ok
 from xl.dombuild import destroy_domain
 
 MS = NS_PER_MS
 
 
 # ---------------------------------------------------------------- helpers
-def evtchn(xen, who, cmd, arg):
-    return hypercall(xen, who, HYPERVISOR_event_channel_op, cmd, arg)
-
-
-def ok(result):
-    rc, out = result
-    assert rc == 0, f"expected success, got rc {rc}"
-    return out
-
-
 def sched(xen, who, cmd, arg=None):
     return hypercall(xen, who, HYPERVISOR_sched_op, cmd, arg)[0]
 

@@ -31,3 +31,11 @@ def test_xl_help_lists_its_options():
     result = subprocess.run([XL, "--help"],
                             capture_output=True, text=True, check=True)
     assert "Usage: xl" in result.stdout and "--version" in result.stdout
+
+
+def test_the_same_scenario_gives_the_same_trace():
+    first, second = io.StringIO(), io.StringIO()
+    demo.main(first)
+    demo.main(second)
+    assert first.getvalue() == second.getvalue()
+    assert first.getvalue().count(" hypercall ") == 6

@@ -27,18 +27,37 @@ class TraceRecord(NamedTuple):
         if self.vcpu >= 0:
             who += f"v{self.vcpu}"
         text = f"[{secs:5d}.{ns:09d}] {who:<8} {self.kind:<9} {self.name}"
-        if self.args is not None and self.args != ():
-            text += f" {_brief(self.args)}"
+        args = self.args
+        if self.kind == "hypercall" and ":" in self.name and args:
+            args = args[1:]         # the sub-op is in the name already
+        if args is not None and args != ():
+            shown = args[0] if isinstance(args, tuple) and len(args) == 1 else args
+            text += f" {_brief(shown)}"
         if self.result is not None:
             text += f" = {_brief(self.result)}"
-        if self.out is not None and (not self.args or self.out is not self.args[-1]):
-            text += f" -> {_brief(self.out)}"
+        if self.out is not None and args:
+            changed = _changes(args[-1], self.out)
+            if changed:
+                text += f" -> {changed}"
         return text
 
 
 def _brief(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _changes(before: Any, after: Any) -> str:
+    """What Xen wrote back: the fields of a structure (or of each in a
+    batch) that differ from what the guest passed in."""
+    if isinstance(before, tuple) and isinstance(after, tuple) and len(before) == len(after):
+        parts = [_changes(b, a) for b, a in zip(before, after)]
+        return "; ".join(p or "-" for p in parts) if any(parts) else ""
+    fields = getattr(after, "FIELDS", None)
+    if fields is None or type(before) is not type(after):
+        return "" if after is before else _brief(after)
+    return ", ".join(f"{f.name}={getattr(after, f.name)!r}" for f in fields
+                     if getattr(after, f.name) != getattr(before, f.name))
 
 
 class TraceBuffer:

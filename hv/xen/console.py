@@ -88,9 +88,9 @@ class Console:
     # ------------------------------------------------------------ hypercall
     def do_console_io(self, v: "VCPU", cmd: int, count, buf):
         d = v.domain
+        self.xen.xsm.console_io(d)
         if cmd not in (CONSOLEIO_write, CONSOLEIO_read):
             raise XenError(ENOSYS)
-        self.xen.xsm.console_io(d)
         if not isinstance(count, int) or count < 0:
             raise XenError(EFAULT)
         if cmd == CONSOLEIO_write:

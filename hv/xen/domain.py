@@ -128,7 +128,8 @@ class Domain:
         self.evtchn = None
         self.grant_table = None
         self.sched = None
-        self.watchdogs: list = []
+        self.watchdog_inuse: list[bool] = []
+        self.watchdog_timers: list = []
 
     @property
     def has_physdev(self) -> bool:
@@ -342,10 +343,10 @@ class DomainList:
         self.domain_pause(d)
         d.is_dying = DOMDYING_dying
         xen.trace.emit("domain", d.domid, -1, "dying", None, None)
-        xen.sched.domain_destroy(d)
+        xen.sched.domain_kill(d)
         xen.evtchn.domain_destroy(d)
         xen.gnttab.domain_destroy(d)
-        xen.frames.dying.add(d)
+        xen.frames.watched.add(d)
         xen.frames.relinquish(d)
         d.is_dying = DOMDYING_dead
         xen.trace.emit("domain", d.domid, -1, "dead", d.tot_pages, None)
@@ -360,7 +361,8 @@ class DomainList:
         if (d.is_dying != DOMDYING_dead or d.tot_pages or xen.frames.xenheap_in_use(d)
                 or self._by_id.get(d.domid) is not d):
             return
-        xen.frames.dying.discard(d)
+        xen.frames.watched.discard(d)
+        xen.sched.domain_destroy(d)
         xen.gnttab.final_destroy(d)
         xen.frames.free_xenheap_pages(d)
         d.shared_info = None

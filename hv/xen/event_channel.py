@@ -13,10 +13,10 @@ unmasking re-raises it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from hv.public.errno import (
-    EAGAIN, EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM, ESRCH,
+    EAGAIN, EBUSY, EEXIST, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM, ESRCH,
 )
 from hv.public.event_channel import (
     EVTCHN_2L_NR_CHANNELS, EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain,
@@ -35,6 +35,7 @@ from hv.public.xen import (
     VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_PENDING,
     VIRQ_DEBUG, VIRQ_DOM_EXC, VIRQ_NAMES, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU,
 )
+from hv.xen.dispatch import SubOps
 from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class EventChannels:
         self.xen = xen
         # Which domain receives each global VIRQ (default: the hardware domain).
         self.global_virq_handlers: dict[int, "Domain"] = {}
-        self._ops: dict[int, tuple[Callable, type]] = {
+        self._ops = SubOps({
             EVTCHNOP_alloc_unbound: (self.evtchn_alloc_unbound, EvtchnAllocUnbound),
             EVTCHNOP_bind_interdomain: (self.evtchn_bind_interdomain, EvtchnBindInterdomain),
             EVTCHNOP_bind_virq: (self.evtchn_bind_virq, EvtchnBindVirq),
@@ -121,18 +122,12 @@ class EventChannels:
             EVTCHNOP_init_control: (self.evtchn_fifo_unsupported, EvtchnInitControl),
             EVTCHNOP_expand_array: (self.evtchn_fifo_unsupported, EvtchnExpandArray),
             EVTCHNOP_set_priority: (self.evtchn_set_priority, EvtchnSetPriority),
-        }
+        })
 
     # ------------------------------------------------------------ dispatch
     def do_event_channel_op(self, v: "VCPU", cmd: int, arg):
         """Returns (rc, arg as Xen leaves it)."""
-        entry = self._ops.get(cmd)
-        if entry is None:
-            raise XenError(ENOSYS)
-        handler, arg_type = entry
-        if type(arg) is not arg_type:
-            raise XenError(EFAULT)
-        return handler(v, arg)
+        return self._ops.lookup(cmd, arg)(v, arg)
 
     # ------------------------------------------------------------ per domain
     def domain_init(self, d: "Domain", max_port: int) -> None:

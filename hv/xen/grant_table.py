@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from hv.public.errno import EFAULT, EINVAL, ENOSYS, EPERM
+from hv.public.errno import EFAULT, EINVAL, EPERM, ESRCH
 from hv.public.grant_table import (
     GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_contains_pte, GNTMAP_device_map,
     GNTMAP_host_map, GNTMAP_readonly, GNTST_bad_copy_arg, GNTST_bad_dev_addr,
@@ -31,6 +31,7 @@ from hv.public.grant_table import (
     GnttabTransfer, GnttabUnmapGrantRef,
 )
 from hv.public.xen import DOMID_SELF, PAGE_SHIFT, PAGE_SIZE
+from hv.xen.dispatch import SubOps
 from hv.xen.errors import XenError
 from hv.xen.mm import PGT_writable_page
 
@@ -153,8 +154,8 @@ class GrantTable:
 class GrantTables:
     def __init__(self, xen: "Xen"):
         self.xen = xen
-        self._ops: dict[int, tuple[Callable, type, bool]] = {
-            # cmd: (handler, op type, batched)
+        # cmd: (handler, op type, batched)
+        shapes = {
             GNTTABOP_map_grant_ref: (self.gnttab_map_grant_ref, GnttabMapGrantRef, True),
             GNTTABOP_unmap_grant_ref: (self.gnttab_unmap_grant_ref, GnttabUnmapGrantRef, True),
             GNTTABOP_setup_table: (self.gnttab_setup_table, GnttabSetupTable, False),
@@ -164,15 +165,15 @@ class GrantTables:
             GNTTABOP_query_size: (self.gnttab_query_size, GnttabQuerySize, False),
             GNTTABOP_get_version: (self.gnttab_get_version, GnttabGetVersion, False),
         }
+        self._ops = SubOps({cmd: (handler, None) for cmd, (handler, _, _) in shapes.items()})
+        self._shapes = {cmd: (op_type, batched) for cmd, (_, op_type, batched) in shapes.items()}
 
     # ------------------------------------------------------------ dispatch
     def do_grant_table_op(self, v: "VCPU", cmd: int, uops):
         """``uops`` is the guest's array of op structures; each comes back
         with its status. Returns (rc, ops as Xen leaves them)."""
-        entry = self._ops.get(cmd)
-        if entry is None:
-            raise XenError(ENOSYS)
-        handler, op_type, batched = entry
+        handler = self._ops.lookup(cmd, None)
+        op_type, batched = self._shapes[cmd]
         if not isinstance(uops, (tuple, list)):
             raise XenError(EFAULT)
         for op in uops:
@@ -305,8 +306,7 @@ class GrantTables:
             lgt.put_maptrack_handle(handle)
             return GNTST_general_error, 0, 0
         if op.flags & GNTMAP_host_map:
-            maps = ld.foreign_maps.setdefault(mfn, [0, 0])
-            maps[0 if readonly else 1] += 1
+            frames.create_grant_host_mapping(ld, mfn, readonly)
         lgt.maptrack[handle] = Mapping(ref, rd.domid, op.flags, op.host_addr, mfn)
         return GNTST_okay, handle, mfn
 
@@ -377,10 +377,7 @@ class GrantTables:
         # Both kinds share the frame; the last put may free it, so take the
         # host mapping off the mapper's view before letting go.
         if kinds & GNTMAP_host_map:
-            maps = ld.foreign_maps[mfn]
-            maps[0 if readonly else 1] -= 1
-            if maps == [0, 0]:
-                del ld.foreign_maps[mfn]
+            frames.destroy_grant_host_mapping(ld, mfn, readonly)
         if kinds & GNTMAP_device_map:
             act.pin -= GNTPIN_devr_inc if readonly else GNTPIN_devw_inc
         if kinds & GNTMAP_host_map:
@@ -428,7 +425,7 @@ class GrantTables:
     def gnttab_get_version(self, v: "VCPU", op: GnttabGetVersion) -> GnttabGetVersion:
         d = v.domain if op.dom == DOMID_SELF else self.xen.domains.get(op.dom)
         if d is None:
-            raise XenError(EINVAL)
+            raise XenError(ESRCH)
         if not self.xen.xsm.is_target(v.domain, d):
             raise XenError(EPERM)
         return op.replace(version=1)

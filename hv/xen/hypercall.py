@@ -95,7 +95,7 @@ class HypercallTable:
             HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),
             HYPERVISOR_vcpu_op: (xen.vcpu_ops.do_vcpu_op, (2, 3)),
             HYPERVISOR_mmuext_op: (xen.mmu.do_mmuext_op, (1, 2)),
-            HYPERVISOR_sched_op: (self.do_sched_op, (1, 2)),
+            HYPERVISOR_sched_op: (xen.sched.do_sched_op, (1, 2)),
             HYPERVISOR_event_channel_op: (xen.evtchn.do_event_channel_op, (2, 2)),
             HYPERVISOR_domctl: (self.do_domctl, (1, 1)),
         }
@@ -137,9 +137,6 @@ class HypercallTable:
         if xen.deferred:
             xen.run_deferred()
         return rc, out
-
-    def do_sched_op(self, v: "VCPU", cmd: int, arg=None):
-        return self.xen.sched.do_sched_op(v, cmd, arg), arg
 
     def do_set_timer_op(self, v: "VCPU", timeout):
         return self.xen.sched.do_set_timer_op(v, timeout), None

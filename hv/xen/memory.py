@@ -19,6 +19,7 @@ from hv.public.memory import (
 )
 from hv.public.xen import DOMID_SELF
 from hv.xen.errors import XenError
+from hv.xen.mm import DOMHEAP
 from hv.xen.page_alloc import MAX_ORDER
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class Memory:
         return min(order, MAX_ORDER)
 
     def do_memory_op(self, v: "VCPU", cmd: int, arg):
+        if not isinstance(cmd, int):
+            raise XenError(EFAULT)
         start_extent = cmd >> MEMOP_EXTENT_SHIFT
         op = cmd & MEMOP_CMD_MASK
         if op in (XENMEM_increase_reservation, XENMEM_decrease_reservation,
@@ -133,7 +136,10 @@ class Memory:
 
     def guest_remove_page(self, d: "Domain", mfn: int) -> bool:
         frames = self.xen.frames
-        if not frames.is_allocated(mfn) or not frames.get_page(mfn, d):
+        # Xen's own pages shared with the guest (shared_info, grant frames)
+        # are not the guest's to give back.
+        if (not frames.is_allocated(mfn) or frames.pool(mfn) != DOMHEAP
+                or not frames.get_page(mfn, d)):
             return False
         gpfn = frames.gpfn(mfn)
         if gpfn is not None:

@@ -59,12 +59,16 @@ _PTE = struct.Struct("<512Q")
 
 
 class TypeInfo:
-    __slots__ = ("type", "count", "pinned")
+    __slots__ = ("type", "count", "pinned", "validating")
 
     def __init__(self, type_: int):
         self.type = type_
         self.count = 0
         self.pinned = False
+        # Set while the frame's entries are checked: the type is already
+        # claimed, so an entry that points back at the frame itself asks
+        # for a type it cannot have (Xen marks the type before validating).
+        self.validating = False
 
     def __repr__(self) -> str:
         pin = " pinned" if self.pinned else ""
@@ -80,9 +84,9 @@ class FrameTable:
         self._count: dict[int, int] = {}        # reference counts other than 1
         self._alloc_dropped: set[int] = set()   # owned, PGC_allocated released
         self._type: dict[int, TypeInfo] = {}    # frames with a type reference
-        # Dying domains whose last frames are awaited, and who to tell when
-        # one of their frames is let go.
-        self.dying: set["Domain"] = set()
+        # Domains whose every released frame someone wants to hear about
+        # (dying domains, whose last frame ends them), and who to tell.
+        self.watched: set["Domain"] = set()
         self.on_release = None
 
     # ------------------------------------------------------------ queries
@@ -168,15 +172,6 @@ class FrameTable:
         self._count[mfn] = self._count.get(mfn, 1) + 1
         return True
 
-    def get_page_any(self, mfn: int) -> "Domain | None":
-        """Take a reference whoever owns the frame; return the owner
-        (page_get_owner_and_reference())."""
-        hit = self.m2p.get(mfn)
-        if hit is None:
-            return None
-        self._count[mfn] = self._count.get(mfn, 1) + 1
-        return hit[1][0]
-
     def put_page(self, mfn: int) -> None:
         count = self._count.get(mfn, 1) - 1
         if count == 0:
@@ -187,9 +182,9 @@ class FrameTable:
             del self._count[mfn]
         else:
             self._count[mfn] = count
-        if self.dying:
+        if self.watched:
             owner = self.owner(mfn)
-            if owner in self.dying:
+            if owner in self.watched:
                 self.on_release(owner)
 
     def put_page_alloc_ref(self, mfn: int) -> None:
@@ -230,7 +225,7 @@ class FrameTable:
             d.xenheap_pages -= 1
         self.heap.free(mfn, 0)
         self.mem.scrub(mfn)
-        if d in self.dying:
+        if d in self.watched:
             self.on_release(d)
 
     def relinquish(self, d: "Domain") -> None:
@@ -278,22 +273,28 @@ class FrameTable:
         self.mem.scrub(mfn, count)
 
     # ------------------------------------------------------------ M2P
-    def set_gpfn_from_mfn(self, mfn: int, gpfn: int | None) -> None:
-        run = self.m2p.find(mfn)
-        if run is None:
-            raise XenError(EINVAL)
-        self.m2p.set(mfn, 1, gpfn, run.tag)
+    def set_m2p(self, mfn: int, count: int, gpfn: int | None) -> None:
+        """Point frames at gpfns from ``gpfn`` on (or at none), keeping each
+        frame's owner and pool: the one writer of the M2P's values."""
+        for run in list(self.m2p.runs(mfn, mfn + count)):
+            value = None if gpfn is None else gpfn + (run.start - mfn)
+            self.m2p.set(run.start, run.length, value, run.tag)
 
     # ------------------------------------------------------------ types
     def get_page_type(self, mfn: int, type_: int) -> bool:
         """Take a type reference: the frame takes ``type_`` if it has no
         type in use, and fails if it holds another (get_page_type())."""
         t = self._type.get(mfn)
-        if t is None or t.count == 0:
-            if type_ in PAGE_TABLE_TYPES and not self._validate_table(mfn, type_):
-                return False
+        if t is None or (t.count == 0 and not t.validating):
             t = self._type[mfn] = TypeInfo(type_)
-        elif t.type != type_:
+            if type_ in PAGE_TABLE_TYPES:
+                t.validating = True
+                valid = self._validate_table(mfn, type_)
+                t.validating = False
+                if not valid:
+                    del self._type[mfn]
+                    return False
+        elif t.type != type_ or t.validating:
             return False
         t.count += 1
         return True
@@ -404,11 +405,27 @@ class FrameTable:
         struct.pack_into("<Q", page, offset, new)
 
     # ------------------------------------------------------------ guest access
+    def create_grant_host_mapping(self, d: "Domain", mfn: int, readonly: bool) -> None:
+        """``d`` now maps a frame another domain granted it: what its page
+        tables would hold on Xen (create_grant_host_mapping())."""
+        maps = d.foreign_maps.setdefault(mfn, [0, 0])
+        maps[0 if readonly else 1] += 1
+
+    def destroy_grant_host_mapping(self, d: "Domain", mfn: int, readonly: bool) -> None:
+        maps = d.foreign_maps[mfn]
+        maps[0 if readonly else 1] -= 1
+        if maps == [0, 0]:
+            del d.foreign_maps[mfn]
+
     def map_domain_page(self, d: "Domain", mfn: int, writable: bool) -> bytearray:
         """The bytes of a frame as ``d`` may see them: its own frames, frames
         it has mapped through a grant, or (for a privileged domain) any
         allocated frame. A PV guest never gets a writable view of its page
-        tables or descriptor tables."""
+        tables or descriptor tables.
+
+        A view stands for the guest's own page-table mapping of the frame,
+        which this model does not keep; so a view taken earlier is not
+        counted, and does not stop the frame becoming a page table later."""
         owner = self.owner(mfn)
         if owner is None:
             raise XenError(EFAULT)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hv.xen.mm import DOMHEAP
-
 if TYPE_CHECKING:
     from hv.xen.domain import Domain
     from hv.xen.mm import FrameTable
@@ -32,19 +30,19 @@ class P2M:
         """Map 2^order frames from ``mfn`` at ``gpfn``. Frames those gpfns
         held before, and gpfns these frames held before, are unmapped."""
         count = 1 << order
-        m2p = self.frames.m2p
+        frames = self.frames
         for run in list(d.p2m.runs(gpfn, gpfn + count)):
-            m2p.set(run.value, run.length, None, (d, DOMHEAP))
-        for run in list(m2p.runs(mfn, mfn + count)):
+            frames.set_m2p(run.value, run.length, None)
+        for run in list(frames.m2p.runs(mfn, mfn + count)):
             if run.value is not None:
                 d.p2m.clear(run.value, run.length)
         d.p2m.set(gpfn, count, mfn)
-        m2p.set(mfn, count, gpfn, (d, DOMHEAP))
+        frames.set_m2p(mfn, count, gpfn)
 
     def guest_physmap_remove_page(self, d: "Domain", gpfn: int, mfn: int, order: int) -> None:
         count = 1 << order
         d.p2m.clear(gpfn, count)
-        self.frames.m2p.set(mfn, count, None, (d, DOMHEAP))
+        self.frames.set_m2p(mfn, count, None)
 
     def forget(self, d: "Domain", gpfn: int, mfn: int) -> None:
         """Drop ``gpfn`` from the P2M of a frame that has already left ``d``."""

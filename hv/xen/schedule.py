@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.domctl import XenDomctlSchedulerOp
-from hv.public.errno import EFAULT, EINVAL, ENOSPC, ENOSYS, EPERM, ESRCH
+from hv.public.errno import EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
 from hv.public.sched import (
     SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
@@ -17,6 +17,7 @@ from hv.public.sched import (
 from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable
 from hv.public.xen import VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
 from hv.xen.domain import SHUTDOWN_CODE_INVALID, VPF_blocked, VPF_down
+from hv.xen.dispatch import SubOps
 from hv.xen.errors import XenError
 from hv.xen.sched_credit import CreditScheduler
 from hv.xen.timer import NS_PER_MS, NS_PER_S
@@ -35,7 +36,7 @@ class Scheduler:
     def __init__(self, xen: "Xen"):
         self.xen = xen
         self.policy = CreditScheduler()
-        self._sched_ops = {
+        self._sched_ops = SubOps({
             SCHEDOP_yield: (self.sched_yield, None),
             SCHEDOP_block: (self.sched_block, None),
             SCHEDOP_shutdown: (self.sched_shutdown, SchedShutdown),
@@ -44,23 +45,28 @@ class Scheduler:
             SCHEDOP_remote_shutdown: (self.sched_remote_shutdown, SchedRemoteShutdown),
             SCHEDOP_watchdog: (self.sched_watchdog, SchedWatchdog),
             SCHEDOP_pin_override: (self.sched_pin_override, SchedPinOverride),
-        }
+        })
 
     # ------------------------------------------------------------ per domain
     def domain_init(self, d: "Domain") -> None:
         self.policy.init_domain(d)
-        d.watchdogs = [None] * NR_DOMAIN_WATCHDOG_TIMERS
+        d.watchdog_inuse = [False] * NR_DOMAIN_WATCHDOG_TIMERS
+        d.watchdog_timers = [None] * NR_DOMAIN_WATCHDOG_TIMERS
 
-    def domain_destroy(self, d: "Domain") -> None:
+    def domain_kill(self, d: "Domain") -> None:
+        """A dying domain's timers stop: none of its code runs again."""
         for v in d.vcpus:
             for timer in (v.singleshot_timer, v.poll_timer):
                 if timer is not None:
                     timer.cancel()
             v.singleshot_timer = v.poll_timer = None
-        for timer in d.watchdogs:
+        for timer in d.watchdog_timers:
             if timer is not None:
                 timer.cancel()
-        d.watchdogs = [None] * NR_DOMAIN_WATCHDOG_TIMERS
+
+    def domain_destroy(self, d: "Domain") -> None:
+        """The scheduler lets the domain go only when it is finally gone;
+        until then it can still be asked about."""
         self.policy.destroy_domain(d)
 
     # ------------------------------------------------------------ run states
@@ -102,14 +108,8 @@ class Scheduler:
         return bool(info[off + VCPUINFO_UPCALL_PENDING]) and not info[off + VCPUINFO_UPCALL_MASK]
 
     # ------------------------------------------------------------ sched_op
-    def do_sched_op(self, v: "VCPU", cmd: int, arg) -> int:
-        entry = self._sched_ops.get(cmd)
-        if entry is None:
-            raise XenError(ENOSYS)
-        handler, arg_type = entry
-        if arg_type is not None and type(arg) is not arg_type:
-            raise XenError(EFAULT)
-        return handler(v, arg)
+    def do_sched_op(self, v: "VCPU", cmd: int, arg=None):
+        return self._sched_ops.lookup(cmd, arg)(v, arg), arg
 
     def sched_yield(self, v: "VCPU", arg) -> int:
         return 0
@@ -157,8 +157,8 @@ class Scheduler:
         (do_poll()). Returns at once if one already is."""
         if arg.nr_ports > SCHEDOP_POLL_MAX_PORTS:
             raise XenError(EINVAL)
-        ports = arg.ports
-        if arg.nr_ports and (not isinstance(ports, tuple) or len(ports) < arg.nr_ports):
+        ports = arg.ports if arg.ports is not None else ()
+        if not isinstance(ports, tuple) or len(ports) < arg.nr_ports:
             raise XenError(EFAULT)
         d = v.domain
         if self.events_need_delivery(v):
@@ -172,6 +172,9 @@ class Scheduler:
         v.pause_flags |= VPF_blocked
         v.polling = True
         v.poll_evtchn = ports[0] if arg.nr_ports == 1 else -1
+        if v.poll_timer is not None:
+            v.poll_timer.cancel()
+            v.poll_timer = None
         if arg.timeout:
             v.poll_timer = self.xen.clock.schedule(arg.timeout, self._poll_timeout, v)
         self.vcpu_sleep(v)
@@ -204,24 +207,33 @@ class Scheduler:
         wid, timeout = arg.id, arg.timeout
         if wid > NR_DOMAIN_WATCHDOG_TIMERS:
             raise XenError(EINVAL)
-        clock = self.xen.clock
         if wid == 0:
-            for i, timer in enumerate(d.watchdogs):
-                if timer is None:
-                    d.watchdogs[i] = clock.after(timeout * NS_PER_S, self._watchdog_fired, d, i)
+            for i, inuse in enumerate(d.watchdog_inuse):
+                if not inuse:
+                    d.watchdog_inuse[i] = True
+                    self._arm_watchdog(d, i, timeout)
                     return i + 1
             raise XenError(ENOSPC)
         i = wid - 1
-        timer = d.watchdogs[i]
-        if timer is None:
+        if not d.watchdog_inuse[i]:
             raise XenError(EINVAL)
-        timer.cancel()
-        d.watchdogs[i] = None if timeout == 0 else clock.after(
-            timeout * NS_PER_S, self._watchdog_fired, d, i)
+        if timeout == 0:
+            self._arm_watchdog(d, i, None)
+            d.watchdog_inuse[i] = False
+        else:
+            self._arm_watchdog(d, i, timeout)
         return 0
 
+    def _arm_watchdog(self, d: "Domain", i: int, seconds: int | None) -> None:
+        timer = d.watchdog_timers[i]
+        if timer is not None:
+            timer.cancel()
+        d.watchdog_timers[i] = None if seconds is None else self.xen.clock.after(
+            seconds * NS_PER_S, self._watchdog_fired, d, i)
+
     def _watchdog_fired(self, d: "Domain", i: int) -> None:
-        d.watchdogs[i] = None
+        """A watchdog that fires stays allocated: a resumed domain may kick it."""
+        d.watchdog_timers[i] = None
         if d.is_shutting_down or d.is_dying:
             return
         self.xen.console.printk(f"Watchdog timer fired for domain {d.domid}")

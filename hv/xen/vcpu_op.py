@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hv.public.errno import EEXIST, EFAULT, EINVAL, ENOENT, ENOSYS
+from hv.public.errno import EEXIST, EFAULT, EINVAL, ENOENT
 from hv.public.sched import SHUTDOWN_poweroff
 from hv.public.vcpu import (
     VCPUOP_down, VCPUOP_get_runstate_info, VCPUOP_initialise, VCPUOP_is_up,
@@ -15,6 +15,7 @@ from hv.public.vcpu import (
 )
 from hv.public.xen import VcpuGuestContext
 from hv.xen.domain import VPF_down
+from hv.xen.dispatch import SubOps
 from hv.xen.errors import XenError
 from hv.xen.schedule import STIME_DELTA_MAX
 from hv.xen.timer import NS_PER_MS
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class VcpuOps:
     def __init__(self, xen: "Xen"):
         self.xen = xen
-        self._ops = {
+        self._ops = SubOps({
             VCPUOP_initialise: (self.vcpu_initialise, VcpuGuestContext),
             VCPUOP_up: (self.vcpu_up, None),
             VCPUOP_down: (self.vcpu_down, None),
@@ -37,7 +38,7 @@ class VcpuOps:
             VCPUOP_stop_periodic_timer: (self.vcpu_stop_periodic_timer, None),
             VCPUOP_set_singleshot_timer: (self.vcpu_set_singleshot_timer, VcpuSetSingleshotTimer),
             VCPUOP_stop_singleshot_timer: (self.vcpu_stop_singleshot_timer, None),
-        }
+        })
 
     def do_vcpu_op(self, current: "VCPU", cmd: int, vcpuid, arg=None):
         if not isinstance(vcpuid, int):
@@ -45,13 +46,7 @@ class VcpuOps:
         v = current.domain.vcpu(vcpuid)
         if v is None:
             raise XenError(ENOENT)
-        entry = self._ops.get(cmd)
-        if entry is None:
-            raise XenError(ENOSYS)
-        handler, arg_type = entry
-        if arg_type is not None and type(arg) is not arg_type:
-            raise XenError(EFAULT)
-        return handler(current, v, arg)
+        return self._ops.lookup(cmd, arg)(current, v, arg)
 
     def vcpu_initialise(self, current, v: "VCPU", ctxt: VcpuGuestContext):
         """Give a vCPU that has never run its starting context."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hv.public.errno import EFAULT, ENOSYS
 from hv.public.version import (
     XENFEAT_dom0, XENFEAT_gnttab_map_avail_bits, XENFEAT_highmem_assist,
     XENFEAT_mmu_pt_update_preserve_ad, XENVER_capabilities, XENVER_changeset,
@@ -15,7 +14,7 @@ from hv.public.version import (
     XenExtraversion, XenFeatureInfo, XenPlatformParameters,
 )
 from hv.public.xen import PAGE_SIZE
-from hv.xen.errors import XenError
+from hv.xen.dispatch import SubOps
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -27,6 +26,7 @@ XEN_EXTRA = ".0-xenlab"
 XEN_CAPABILITIES = "xen-3.0-x86_64"
 XEN_CHANGESET = "xenlab model of Xen 4.17"
 HYPERVISOR_VIRT_START = 0xFFFF800000000000
+XEN_DENY = b"<denied>"
 COMPILE_INFO = XenCompileInfo(
     compiler=b"xenlab", compile_by=b"xenlab", compile_domain=b"localdomain",
     compile_date=b"Thu Jan  1 00:00:00 UTC 1970")
@@ -36,7 +36,7 @@ class Version:
     def __init__(self, xen: "Xen", commandline: str = ""):
         self.xen = xen
         self.commandline = commandline
-        self._ops = {
+        self._ops = SubOps({
             XENVER_version: (self._version, None),
             XENVER_extraversion: (self._extraversion, XenExtraversion),
             XENVER_compile_info: (self._compile_info, XenCompileInfo),
@@ -47,20 +47,14 @@ class Version:
             XENVER_pagesize: (self._pagesize, None),
             XENVER_guest_handle: (self._guest_handle, XenDomainHandle),
             XENVER_commandline: (self._commandline, XenCommandline),
-        }
+        })
 
     @property
     def version_string(self) -> str:
         return f"{XEN_MAJOR}.{XEN_MINOR}{XEN_EXTRA}"
 
     def do_xen_version(self, v: "VCPU", cmd: int, arg=None):
-        entry = self._ops.get(cmd)
-        if entry is None:
-            raise XenError(ENOSYS)
-        handler, arg_type = entry
-        if arg_type is not None and type(arg) is not arg_type:
-            raise XenError(EFAULT)
-        return handler(v, arg)
+        return self._ops.lookup(cmd, arg)(v, arg)
 
     def _version(self, v, arg):
         return (XEN_MAJOR << 16) | XEN_MINOR, None
@@ -96,5 +90,8 @@ class Version:
         return 0, XenDomainHandle(handle=tuple(v.domain.handle))
 
     def _commandline(self, v, arg):
-        self.xen.xsm.priv(v.domain)
+        """Only the control domain sees Xen's command line; anyone else is
+        told "<denied>", not refused (xsm_xen_version())."""
+        if not v.domain.is_privileged:
+            return 0, XenCommandline(cmdline=XEN_DENY)
         return 0, XenCommandline(cmdline=self.commandline.encode()[:1023])

@@ -330,3 +330,29 @@ def test_two_hosts_from_the_same_config_are_identical():
     def formatted(h):
         return [r.format() for r in h.xen.trace]
     assert formatted(a) == formatted(b) and a.xen.free_pages == b.xen.free_pages
+
+
+def test_a_missing_domain_is_esrch_before_privilege_is_checked(xen, make_domu):
+    """do_domctl() looks the domain up before asking XSM."""
+    d = make_domu(16)
+    assert domctl(xen, d, XEN_DOMCTL_pausedomain, 900) == (-ESRCH, None)
+    assert domctl(xen, d, 200, 900) == (-ESRCH, None)
+
+
+def test_set_virq_handler_routes_a_global_virq_to_another_domain(xen, dom0, make_domu):
+    from hv.public.domctl import XEN_DOMCTL_set_virq_handler, XenDomctlSetVirqHandler
+    from hv.public.event_channel import EVTCHNOP_bind_virq, EvtchnBindVirq
+    from hv.public.xen import HYPERVISOR_event_channel_op, VIRQ_DOM_EXC, VIRQ_TIMER
+    xs, victim = make_domu(16), make_domu(16)
+    _, bound = hypercall(xen, xs, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
+                         EvtchnBindVirq(virq=VIRQ_DOM_EXC, vcpu=0))
+    assert domctl(xen, dom0, XEN_DOMCTL_set_virq_handler, xs.domid,
+                  XenDomctlSetVirqHandler(virq=VIRQ_DOM_EXC))[0] == 0
+    assert domctl(xen, dom0, XEN_DOMCTL_set_virq_handler, xs.domid,
+                  XenDomctlSetVirqHandler(virq=VIRQ_TIMER))[0] == -EINVAL
+    hypercall(xen, victim, HYPERVISOR_sched_op, SCHEDOP_shutdown,
+              SchedShutdown(reason=SHUTDOWN_crash))
+    assert xen.evtchn.is_pending(xs, bound.port)
+    # The handler's own death hands the VIRQ back to the hardware domain.
+    domctl(xen, dom0, XEN_DOMCTL_destroydomain, xs.domid)
+    assert xen.evtchn.global_virq_handlers == {}

@@ -415,12 +415,12 @@ def test_bind_ipi_send_raises_it_on_the_bound_vcpu(xen, domu2):
 
 # ================================================================ bind_pirq
 def test_bind_pirq_must_be_in_range(xen, dom0, domu):
-    nr = dom0.evtchn.nr_pirqs
+    nr = dom0.nr_pirqs
     for pirq in (nr, nr + 1, 0xFFFFFFFF):
         assert evtchn(xen, dom0, EVTCHNOP_bind_pirq, EvtchnBindPirq(pirq=pirq)) == (-EINVAL, None)
     # The range check comes before the privilege check.
     assert evtchn(xen, domu, EVTCHNOP_bind_pirq,
-                  EvtchnBindPirq(pirq=domu.evtchn.nr_pirqs)) == (-EINVAL, None)
+                  EvtchnBindPirq(pirq=domu.nr_pirqs)) == (-EINVAL, None)
 
 
 @pytest.mark.parametrize("pirq", [0, 9, 255])

@@ -889,3 +889,22 @@ def test_destroying_the_granter_while_mapped_leaves_a_zombie(xen, privcmd, grant
     assert xen.domains.get(a.domid) is None
     assert xen.frames.owner(mfn) is None
     assert not can_see(xen, b, mfn, writable=False)
+
+
+def test_a_table_that_cannot_grow_fully_does_not_grow_at_all():
+    """gnttab_grow_table() frees what it got when an allocation fails."""
+    from tests.conftest import make_host
+    from xl.dombuild import build_pv_domain
+    from xl.privcmd import Privcmd
+    host = make_host(memory=64 << 20, dom0_memory=32 << 20)
+    xen = host.xen
+    d = xen.domains.get(build_pv_domain(Privcmd(xen), memory_kib=4096).domid)
+    leftover = xen.free_pages
+    # Take all but three free frames away from the heap.
+    hog = [xen.heap.alloc(0) for _ in range(leftover - 3)]
+    op = GnttabSetupTable(dom=DOMID_SELF, nr_frames=6, frame_list=(0,) * 6)
+    rc, (out,) = hypercall(xen, d, HYPERVISOR_grant_table_op, GNTTABOP_setup_table, (op,))
+    assert (rc, out.status) == (0, GNTST_general_error)
+    assert d.grant_table.nr_grant_frames == 1 and xen.free_pages == 3
+    for mfn in hog:
+        xen.heap.free(mfn, 0)

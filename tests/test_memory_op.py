@@ -174,3 +174,12 @@ def test_dom0_populates_a_domu(xen, dom0, make_domu):
 
 def test_unknown_memory_op_is_enosys(xen, dom0):
     assert memop(xen, dom0, 63, None)[0] == -ENOSYS
+
+
+def test_maximum_gpfn_is_what_a_pv_guest_states_in_its_shared_info(xen, make_domu):
+    """domain_get_maximum_gpfn(): (arch.max_pfn ?: 1) - 1 for PV guests."""
+    from hv.public.memory import XENMEM_maximum_gpfn
+    d = make_domu(16)
+    assert memop(xen, d, XENMEM_maximum_gpfn, XenMemoryDomain(domid=DOMID_SELF))[0] == 0
+    d.shared_info[3088:3096] = (4096).to_bytes(8, "little")   # the guest's own page
+    assert memop(xen, d, XENMEM_maximum_gpfn, XenMemoryDomain(domid=DOMID_SELF))[0] == 4095

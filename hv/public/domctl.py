@@ -22,6 +22,7 @@ XEN_DOMCTL_scheduler_op = 16
 XEN_DOMCTL_setdomainhandle = 17
 XEN_DOMCTL_irq_permission = 19
 XEN_DOMCTL_settimeoffset = 24
+XEN_DOMCTL_set_virq_handler = 66
 XEN_DOMCTL_getvcpuaffinity = 25
 XEN_DOMCTL_resumedomain = 27
 
@@ -198,6 +199,11 @@ class XenDomctlSettimeoffset:
 
 
 @xenstruct
+class XenDomctlSetVirqHandler:
+    virq: uint32_t
+
+
+@xenstruct
 class XenDomctlIrqPermission:
     pirq: uint32_t
     allow_access: uint8_t
@@ -216,7 +222,7 @@ class XenDomctl:
         XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlVcpuaffinity,
         XenDomctlMaxMem, XenDomctlVcpucontext, XenDomctlGetvcpuinfo, XenDomctlMaxVcpus,
         XenDomctlSchedulerOp, XenDomctlSetdomainhandle, XenDomctlIrqPermission,
-        XenDomctlSettimeoffset,
+        XenDomctlSettimeoffset, XenDomctlSetVirqHandler,
         uint64_t, char[128],
     )
 
@@ -243,4 +249,5 @@ DOMCTL_PAYLOAD = {
     XEN_DOMCTL_setdomainhandle: XenDomctlSetdomainhandle,
     XEN_DOMCTL_irq_permission: XenDomctlIrqPermission,
     XEN_DOMCTL_settimeoffset: XenDomctlSettimeoffset,
+    XEN_DOMCTL_set_virq_handler: XenDomctlSetVirqHandler,
 }

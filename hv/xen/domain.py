@@ -16,7 +16,7 @@ from hv.public.errno import EEXIST, EINVAL, ENOMEM, EOVERFLOW
 from hv.public.sched import SHUTDOWN_NAMES, SHUTDOWN_crash
 from hv.public.vcpu import RUNSTATE_offline
 from hv.public.xen import (
-    DOMID_FIRST_RESERVED, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
+    DOMID_FIRST_RESERVED, DOMID_SELF, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
     VCPUINFO_UPCALL_MASK, XEN_LEGACY_MAX_VCPUS,
 )
 from hv.xen.errors import XenError
@@ -35,6 +35,8 @@ VPF_down = 1 << 1        # offline (VCPUOP_down, or never brought up)
 VPF_blocked_in_xen = 1 << 2
 
 MAX_CONTROLLER_PAUSE = 255
+# Physical IRQ numbers a domain's event channels may name.
+NR_PIRQS = 256
 # Xen's "no shutdown reason yet" (~0u): guests can only give 0..255.
 SHUTDOWN_CODE_INVALID = 0xFFFFFFFF
 
@@ -104,6 +106,7 @@ class Domain:
         self.is_xenstore_domain = False
         self.time_offset_seconds = 0
         self.irq_caps: set[int] = set()    # pirqs it may bind (physical-device privilege)
+        self.nr_pirqs = NR_PIRQS
         self.creation_finished = False
         self.created_at = now
         self.max_vcpus = 0
@@ -181,6 +184,10 @@ class DomainList:
     def get(self, domid: int) -> Domain | None:
         """rcu_lock_domain_by_id()."""
         return self._by_id.get(domid)
+
+    def by_any_id(self, caller: Domain, domid: int) -> Domain | None:
+        """rcu_lock_domain_by_any_id(): DOMID_SELF names the caller."""
+        return caller if domid == DOMID_SELF else self._by_id.get(domid)
 
     def __iter__(self) -> Iterator[Domain]:
         return iter(sorted(self._by_id.values(), key=lambda d: d.domid))

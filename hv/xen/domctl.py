@@ -14,7 +14,7 @@ from hv.public.domctl import (
     XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_irq_permission,
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
-    XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset,
+    XEN_DOMCTL_set_virq_handler, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset,
     XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused,
     XEN_DOMINF_running, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
     XEN_DOMINF_xs_domain, XEN_INVALID_MAX_VCPU_ID, XenDomctl, XenDomctlCreatedomain,
@@ -56,15 +56,24 @@ class Domctl:
             XEN_DOMCTL_setdomainhandle: self.setdomainhandle,
             XEN_DOMCTL_irq_permission: self.irq_permission,
             XEN_DOMCTL_settimeoffset: self.settimeoffset,
+            XEN_DOMCTL_set_virq_handler: self.set_virq_handler,
         }
 
     def do_domctl(self, v: "VCPU", op):
+        """Xen's order: the structure, its interface version, the domain it
+        names (any command but create and getdomaininfo needs one), then the
+        caller's privilege, and only then the command itself."""
         if type(op) is not XenDomctl:
             raise XenError(EFAULT)
         if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION:
             raise XenError(EACCES)
-        self.xen.xsm.priv(v.domain)
         cmd = op.cmd
+        d = None
+        if cmd != XEN_DOMCTL_createdomain:
+            d = self.xen.domains.get(op.domain)
+            if d is None and cmd != XEN_DOMCTL_getdomaininfo:
+                raise XenError(ESRCH)
+        self.xen.xsm.priv(v.domain)
         if cmd not in DOMCTL_PAYLOAD:
             raise XenError(ENOSYS)
         payload = DOMCTL_PAYLOAD[cmd]
@@ -74,9 +83,6 @@ class Domctl:
             return self.createdomain(v, op)
         if cmd == XEN_DOMCTL_getdomaininfo:
             return self.getdomaininfo(v, op)
-        d = self.xen.domains.get(op.domain)
-        if d is None:
-            raise XenError(ESRCH)
         rc, u = self._ops[cmd](v, d, op.u)
         return rc, op.replace(u=u)
 
@@ -221,11 +227,16 @@ class Domctl:
         self.xen.time.domain_set_time_offset(d, u.time_offset_seconds)
         return 0, u
 
+    def set_virq_handler(self, v, d, u):
+        """Send a global VIRQ (say VIRQ_DOM_EXC) to this domain instead of the
+        hardware domain: how a xenstore domain learns of domain deaths."""
+        self.xen.evtchn.set_global_virq_handler(d, u.virq)
+        return 0, u
+
     def irq_permission(self, v, d, u):
         """Grant or revoke a physical interrupt: what makes a driver domain."""
-        if u.pirq >= v.domain.evtchn.nr_pirqs:
+        if u.pirq >= v.domain.nr_pirqs:
             raise XenError(EINVAL)
-        self.xen.xsm.priv(v.domain)
         if u.allow_access:
             d.irq_caps.add(u.pirq)
         else:

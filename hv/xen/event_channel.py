@@ -53,7 +53,6 @@ ECS_IPI = 6
 ECS_NAMES = ("free", "reserved", "unbound", "interdomain", "pirq", "virq", "ipi")
 
 EVTCHNS_PER_BUCKET = 64
-NR_PIRQS = 256
 
 
 def virq_is_global(virq: int) -> bool:
@@ -83,14 +82,13 @@ class Evtchn:
 class EvtchnDomain:
     """A domain's event-channel state."""
 
-    __slots__ = ("chans", "max_port", "active", "pirq_to_evtchn", "nr_pirqs")
+    __slots__ = ("chans", "max_port", "active", "pirq_to_evtchn")
 
     def __init__(self, max_port: int):
         self.chans: list[Evtchn] = []
         self.max_port = max_port
         self.active = 0
         self.pirq_to_evtchn: dict[int, int] = {}
-        self.nr_pirqs = NR_PIRQS
 
     @property
     def valid(self) -> int:
@@ -179,7 +177,7 @@ class EventChannels:
         return port
 
     def _domain_by_any_id(self, v: "VCPU", domid: int) -> "Domain":
-        d = v.domain if domid == DOMID_SELF else self.xen.domains.get(domid)
+        d = self.xen.domains.by_any_id(v.domain, domid)
         if d is None:
             raise XenError(ESRCH)
         return d
@@ -254,7 +252,7 @@ class EventChannels:
     def evtchn_bind_pirq(self, v: "VCPU", op: EvtchnBindPirq):
         d = v.domain
         ed = d.evtchn
-        if op.pirq >= ed.nr_pirqs:
+        if op.pirq >= d.nr_pirqs:
             raise XenError(EINVAL)
         if not self.xen.xsm.pirq_access(d, op.pirq):
             raise XenError(EPERM)

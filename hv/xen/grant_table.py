@@ -15,7 +15,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING
 
-from hv.public.errno import EFAULT, EINVAL, EPERM, ESRCH
+from hv.public.errno import EFAULT, EINVAL, ENOMEM, EPERM, ESRCH
 from hv.public.grant_table import (
     GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_contains_pte, GNTMAP_device_map,
     GNTMAP_host_map, GNTMAP_readonly, GNTST_bad_copy_arg, GNTST_bad_dev_addr,
@@ -195,17 +195,24 @@ class GrantTables:
                 or max_maptrack_frames > OPT_MAX_MAPTRACK_FRAMES):
             raise XenError(EINVAL)
         d.grant_table = GrantTable(max_grant_frames, max_maptrack_frames)
-        self._grow_table(d, INITIAL_NR_GRANT_FRAMES)
+        if not self._grow_table(d, INITIAL_NR_GRANT_FRAMES):
+            raise XenError(ENOMEM)
 
     def _grow_table(self, d: "Domain", nr_frames: int) -> bool:
+        """All the frames asked for, or none (gnttab_grow_table())."""
         gt = d.grant_table
-        while gt.nr_grant_frames < nr_frames:
-            mfn = self.xen.frames.alloc_xenheap_page(d)
+        frames = self.xen.frames
+        new: list[int] = []
+        while gt.nr_grant_frames + len(new) < nr_frames:
+            mfn = frames.alloc_xenheap_page(d)
             if mfn is None:
+                for got in new:
+                    frames.free_xenheap_page(d, got)
                 return False
-            gt.frames.append(mfn)
-            gt.pages.append(self.xen.ram.frame(mfn))
-            gt.nr_entries = len(gt.frames) * GRANT_ENTRIES_PER_PAGE_V1
+            new.append(mfn)
+        gt.frames.extend(new)
+        gt.pages.extend(self.xen.ram.frame(mfn) for mfn in new)
+        gt.nr_entries = len(gt.frames) * GRANT_ENTRIES_PER_PAGE_V1
         return True
 
     def domain_destroy(self, d: "Domain") -> None:
@@ -399,7 +406,7 @@ class GrantTables:
         buf = op.frame_list
         if op.nr_frames and (not isinstance(buf, tuple) or len(buf) < op.nr_frames):
             raise XenError(EFAULT)
-        d = v.domain if op.dom == DOMID_SELF else self.xen.domains.get(op.dom)
+        d = self.xen.domains.by_any_id(v.domain, op.dom)
         if d is None:
             return op.replace(status=GNTST_bad_domain)
         if not self.xen.xsm.is_target(v.domain, d):
@@ -413,7 +420,7 @@ class GrantTables:
         return op.replace(status=GNTST_okay, frame_list=frames)
 
     def gnttab_query_size(self, v: "VCPU", op: GnttabQuerySize) -> GnttabQuerySize:
-        d = v.domain if op.dom == DOMID_SELF else self.xen.domains.get(op.dom)
+        d = self.xen.domains.by_any_id(v.domain, op.dom)
         if d is None:
             return op.replace(status=GNTST_bad_domain)
         if not self.xen.xsm.is_target(v.domain, d):
@@ -423,7 +430,7 @@ class GrantTables:
                         max_nr_frames=gt.max_grant_frames)
 
     def gnttab_get_version(self, v: "VCPU", op: GnttabGetVersion) -> GnttabGetVersion:
-        d = v.domain if op.dom == DOMID_SELF else self.xen.domains.get(op.dom)
+        d = self.xen.domains.by_any_id(v.domain, op.dom)
         if d is None:
             raise XenError(ESRCH)
         if not self.xen.xsm.is_target(v.domain, d):
@@ -433,7 +440,7 @@ class GrantTables:
     def gnttab_dump_table(self, v: "VCPU", op: GnttabDumpTable) -> GnttabDumpTable:
         """The manual's debugging operation: print the table to the
         hypervisor console."""
-        d = v.domain if op.dom == DOMID_SELF else self.xen.domains.get(op.dom)
+        d = self.xen.domains.by_any_id(v.domain, op.dom)
         if d is None:
             return op.replace(status=GNTST_bad_domain)
         if not self.xen.xsm.is_target(v.domain, d):
@@ -497,7 +504,7 @@ class GrantTables:
         for ptr, is_gref in ((op.source, src_gref), (op.dest, dst_gref)):
             if ptr.domid != DOMID_SELF and not is_gref:
                 return GNTST_permission_denied
-            d = ld if ptr.domid == DOMID_SELF else domains.get(ptr.domid)
+            d = domains.by_any_id(ld, ptr.domid)
             if d is None:
                 return GNTST_bad_domain
             sides.append(d)

@@ -8,6 +8,7 @@ extents they completed, stopping at the first that could not be done
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 from hv.public.errno import EFAULT, EINVAL, ENOSYS, ESRCH
@@ -17,7 +18,7 @@ from hv.public.memory import (
     XENMEM_maximum_ram_page, XENMEM_maximum_reservation, XENMEM_populate_physmap,
     XENMEMF_populate_on_demand, XenMemoryDomain, XenMemoryReservation,
 )
-from hv.public.xen import DOMID_SELF
+from hv.public.xen import SharedInfo
 from hv.xen.errors import XenError
 from hv.xen.mm import DOMHEAP
 from hv.xen.page_alloc import MAX_ORDER
@@ -25,6 +26,9 @@ from hv.xen.page_alloc import MAX_ORDER
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU, Domain
     from hv.xen.hypervisor import Xen
+
+SHINFO_ARCH_MAX_PFN = SharedInfo.offsetof("arch")   # arch_shared_info.max_pfn comes first
+_U64 = struct.Struct("<Q")
 
 DOMU_MAX_ORDER = 9        # x86: PAGETABLE_ORDER
 HWDOM_MAX_ORDER = 12
@@ -62,7 +66,7 @@ class Memory:
                 raise XenError(EINVAL)
             if type(arg) is not XenMemoryDomain:
                 raise XenError(EFAULT)
-            d = v.domain if arg.domid == DOMID_SELF else self.xen.domains.get(arg.domid)
+            d = self.xen.domains.by_any_id(v.domain, arg.domid)
             if d is None:
                 raise XenError(ESRCH)
             self.xen.xsm.target(v.domain, d)
@@ -70,15 +74,17 @@ class Memory:
                 return d.tot_pages, arg
             if op == XENMEM_maximum_reservation:
                 return d.max_pages, arg
-            last = max((run.end for run in d.p2m), default=0)
-            return last - 1, arg
+            # A PV guest states its size in its shared_info (arch.max_pfn,
+            # a count of pfns), and Xen reports the highest pfn from that.
+            max_pfn = _U64.unpack_from(d.shared_info, SHINFO_ARCH_MAX_PFN)[0]
+            return (max_pfn or 1) - 1, arg
         raise XenError(ENOSYS)
 
     def _reservation_op(self, v: "VCPU", op: int, start: int, res: XenMemoryReservation):
         caller = v.domain
         if res.nr_extents > (0xFFFFFFFF >> MEMOP_EXTENT_SHIFT) or start >= res.nr_extents:
             return start, res
-        d = caller if res.domid == DOMID_SELF else self.xen.domains.get(res.domid)
+        d = self.xen.domains.by_any_id(caller, res.domid)
         if d is None or not self.xen.xsm.is_target(caller, d):
             return start, res
         extents = res.extent_start

@@ -253,6 +253,9 @@ class FrameTable:
         """Does anyone hold a reference to a hypervisor page shared with d?"""
         return any(self.owner(m) is d and self.pool(m) == XENHEAP for m in self._count)
 
+    def free_xenheap_page(self, d: "Domain", mfn: int) -> None:
+        self._free_run(d, mfn, 1, XENHEAP)
+
     def free_xenheap_pages(self, d: "Domain") -> None:
         for start, length, pool in list(self.frames_of(d)):
             if pool == XENHEAP:

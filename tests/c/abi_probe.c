@@ -103,6 +103,7 @@ static unsigned long lines;
     struct xen_domctl_setdomainhandle: "xen_domctl_setdomainhandle",      \
     struct xen_domctl_irq_permission: "xen_domctl_irq_permission",        \
     struct xen_domctl_settimeoffset: "xen_domctl_settimeoffset",          \
+    struct xen_domctl_set_virq_handler: "xen_domctl_set_virq_handler",    \
     struct xenpf_settime64: "xenpf_settime64",                            \
     struct xen_domctl_sched_credit: "xen_domctl_sched_credit",            \
     struct xen_domctl_sched_credit2: "xen_domctl_sched_credit2",          \
@@ -939,6 +940,9 @@ static void domctl_h(void)
     STRUCT(xen_domctl_settimeoffset);
     MEMBER(xen_domctl_settimeoffset, time_offset_seconds);
 
+    STRUCT(xen_domctl_set_virq_handler);
+    MEMBER(xen_domctl_set_virq_handler, virq);
+
     STRUCT(xen_domctl);
     MEMBER(xen_domctl, cmd);
     MEMBER(xen_domctl, interface_version);
@@ -956,6 +960,7 @@ static void domctl_h(void)
     MEMBER(xen_domctl, u.setdomainhandle);
     MEMBER(xen_domctl, u.irq_permission);
     MEMBER(xen_domctl, u.settimeoffset);
+    MEMBER(xen_domctl, u.set_virq_handler);
     MEMBER(xen_domctl, u.pad);
 
     CONST(XEN_DOMCTL_INTERFACE_VERSION);
@@ -974,6 +979,7 @@ static void domctl_h(void)
     CONST(XEN_DOMCTL_setdomainhandle);
     CONST(XEN_DOMCTL_irq_permission);
     CONST(XEN_DOMCTL_settimeoffset);
+    CONST(XEN_DOMCTL_set_virq_handler);
     CONST(XEN_DOMCTL_getvcpuaffinity);
     CONST(XEN_DOMCTL_resumedomain);
 

@@ -410,28 +410,26 @@ class EventChannels:
         if info[SHINFO_EVTCHN_MASK + byte] & bit:
             changed = "pending (masked)"
         else:
-            word = port >> 6
-            sel = v.vcpu_info_offset + VCPUINFO_PENDING_SEL + (word >> 3)
-            sbit = 1 << (word & 7)
-            s = info[sel]
-            if s & sbit:
-                changed = "pending"
-            else:
-                info[sel] = s | sbit
-                changed = "pending+sel" + self._mark_events_pending(v)
+            changed = "pending" + self._raise_selector(v, port)
         self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "pending", port, changed)
-        if d.evtchn is not None:
-            self.xen.sched.wake_pollers(d, port)
+        self.xen.sched.wake_pollers(d, port)
 
-    def _mark_events_pending(self, v: "VCPU") -> str:
-        """Raise evtchn_upcall_pending and kick the vCPU awake."""
+    def _raise_selector(self, v: "VCPU", port: int) -> str:
+        """Set the port's word in the vCPU's selector; the first time, raise
+        evtchn_upcall_pending and kick the vCPU awake. Says what changed."""
         info = v.domain.shared_info
+        word = port >> 6
+        sel = v.vcpu_info_offset + VCPUINFO_PENDING_SEL + (word >> 3)
+        sbit = 1 << (word & 7)
+        if info[sel] & sbit:
+            return ""
+        info[sel] |= sbit
         pos = v.vcpu_info_offset + VCPUINFO_UPCALL_PENDING
         if info[pos]:
-            return ""
+            return "+sel"
         info[pos] = 1
         self.xen.sched.vcpu_unblock(v)
-        return "+upcall"
+        return "+sel+upcall"
 
     def clear_pending(self, d: "Domain", port: int) -> None:
         info = d.shared_info
@@ -453,13 +451,9 @@ class EventChannels:
         info[mpos] &= ~bit & 0xFF
         if info[SHINFO_EVTCHN_PENDING + byte] & bit:
             v = d.vcpus[chn.notify_vcpu_id]
-            word = port >> 6
-            sel = v.vcpu_info_offset + VCPUINFO_PENDING_SEL + (word >> 3)
-            sbit = 1 << (word & 7)
-            if not info[sel] & sbit:
-                info[sel] |= sbit
-                changed = "sel" + self._mark_events_pending(v)
-                self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "unmask", port, changed)
+            changed = self._raise_selector(v, port)
+            if changed:
+                self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "unmask", port, changed[1:])
 
     def is_pending(self, d: "Domain", port: int) -> bool:
         return bool(d.shared_info[SHINFO_EVTCHN_PENDING + (port >> 3)] & (1 << (port & 7)))

@@ -257,30 +257,11 @@ class GrantTables:
         if handle == INVALID_MAPTRACK_HANDLE:
             return GNTST_no_space, 0, 0
         ref = op.ref
-        if ref >= rgt.nr_entries:
+        status, act, have_ref = self._acquire(rd, ref, ld.domid, pin_incr, readonly, mapping=True)
+        if status != GNTST_okay:
             lgt.put_maptrack_handle(handle)
-            return GNTST_bad_gntref, 0, 0
-        act = rgt.active.get(ref) or ActiveEntry()
-        if act.pin and (act.domid != ld.domid or act.pin & _overflow_mask(pin_incr)):
-            lgt.put_maptrack_handle(handle)
-            return GNTST_general_error, 0, 0
+            return status, 0, 0
         frames = self.xen.frames
-        have_ref = False
-        if not act.pin or (not readonly and not act.pin & GNTPIN_write_mask):
-            rc = self._set_status(rgt, ref, act, readonly, ld.domid, mapping=True)
-            if rc != GNTST_okay:
-                lgt.put_maptrack_handle(handle)
-                return rc, 0, 0
-            if not act.pin:
-                frame = rgt.entry(ref)[2]
-                if not frames.get_page(frame, rd):   # PV: the frame is an mfn
-                    self._reduce_status_for_pin(rgt, ref, act, readonly)
-                    lgt.put_maptrack_handle(handle)
-                    return GNTST_bad_page, 0, 0
-                have_ref = True
-                act.domid, act.mfn, act.frame = ld.domid, frame, frame
-        act.pin += pin_incr
-        rgt.active[ref] = act
         mfn = act.mfn
 
         # References: one for the mapping, one more if both kinds are made;
@@ -306,16 +287,48 @@ class GrantTables:
                 frames.put_page_type(mfn)
             for _ in range(refs):
                 frames.put_page(mfn)
-            act.pin -= pin_incr
-            self._reduce_status_for_pin(rgt, ref, act, readonly)
-            if not act.pin:
-                rgt.active.pop(ref, None)
+            self._release(rgt, ref, act, pin_incr, readonly)
             lgt.put_maptrack_handle(handle)
             return GNTST_general_error, 0, 0
         if op.flags & GNTMAP_host_map:
             frames.create_grant_host_mapping(ld, mfn, readonly)
         lgt.maptrack[handle] = Mapping(ref, rd.domid, op.flags, op.host_addr, mfn)
         return GNTST_okay, handle, mfn
+
+    def _acquire(self, rd: "Domain", ref: int, ldomid: int, pin_incr: int, readonly: bool,
+                 mapping: bool) -> tuple[int, ActiveEntry | None, bool]:
+        """Pin ``rd``'s grant ``ref`` for domain ``ldomid``: what
+        map_grant_ref() and acquire_grant_for_copy() share. The first pin
+        reads the entry and takes a reference on its frame. Returns (status,
+        the active entry, whether that reference was taken here)."""
+        gt = rd.grant_table
+        if ref >= gt.nr_entries:
+            return GNTST_bad_gntref, None, False
+        act = gt.active.get(ref) or ActiveEntry()
+        if act.pin and (act.domid != ldomid or act.pin & _overflow_mask(pin_incr)):
+            return GNTST_general_error, None, False
+        took_ref = False
+        if not act.pin or (not readonly and not act.pin & GNTPIN_write_mask):
+            status = self._set_status(gt, ref, act, readonly, ldomid, mapping)
+            if status != GNTST_okay:
+                return status, None, False
+            if not act.pin:
+                frame = gt.entry(ref)[2]
+                if not self.xen.frames.get_page(frame, rd):   # PV: the frame is an mfn
+                    self._reduce_status_for_pin(gt, ref, act, readonly)
+                    return GNTST_bad_page, None, False
+                took_ref = True
+                act.domid, act.mfn, act.frame = ldomid, frame, frame
+        act.pin += pin_incr
+        gt.active[ref] = act
+        return GNTST_okay, act, took_ref
+
+    def _release(self, gt: GrantTable, ref: int, act: ActiveEntry, pin_incr: int,
+                 readonly: bool) -> None:
+        act.pin -= pin_incr
+        self._reduce_status_for_pin(gt, ref, act, readonly)
+        if not act.pin:
+            gt.active.pop(ref, None)
 
     def _set_status(self, rgt: GrantTable, ref: int, act: ActiveEntry, readonly: bool,
                     ldomid: int, mapping: bool) -> int:
@@ -534,39 +547,17 @@ class GrantTables:
         ``claims``."""
         frames = self.xen.frames
         if is_gref:
-            gt = d.grant_table
             ref = ptr & 0xFFFFFFFF
-            if ref >= gt.nr_entries:
-                return GNTST_bad_gntref, 0
             pin_incr = GNTPIN_hstr_inc if readonly else GNTPIN_hstw_inc
-            act = gt.active.get(ref) or ActiveEntry()
-            if act.pin and (act.domid != ld.domid or act.pin & _overflow_mask(pin_incr)):
-                return GNTST_general_error, 0
-            if not act.pin or (not readonly and not act.pin & GNTPIN_write_mask):
-                rc = self._set_status(gt, ref, act, readonly, ld.domid, mapping=False)
-                if rc != GNTST_okay:
-                    return rc, 0
-                if not act.pin:
-                    frame = gt.entry(ref)[2]
-                    if frames.owner(frame) is not d:
-                        self._reduce_status_for_pin(gt, ref, act, readonly)
-                        return GNTST_bad_page, 0
-                    act.domid, act.mfn, act.frame = ld.domid, frame, frame
-            act.pin += pin_incr
-            gt.active[ref] = act
+            status, act, took_ref = self._acquire(d, ref, ld.domid, pin_incr, readonly,
+                                                  mapping=False)
+            if status != GNTST_okay:
+                return status, 0
             mfn = act.mfn
-
-            def release(gt=gt, ref=ref, act=act):
-                act.pin -= pin_incr
-                self._reduce_status_for_pin(gt, ref, act, readonly)
-                if not act.pin:
-                    gt.active.pop(ref, None)
-            claims.append(release)
+            claims.append(lambda: self._release(d.grant_table, ref, act, pin_incr, readonly))
         else:
-            mfn = ptr
-            if frames.owner(mfn) is not d:
-                return GNTST_bad_page, 0
-        if not frames.get_page(mfn, frames.owner(mfn)):
+            mfn, took_ref = ptr, False
+        if not took_ref and not frames.get_page(mfn, d):
             return GNTST_bad_page, 0
         claims.append(lambda: frames.put_page(mfn))
         if not readonly:

@@ -216,3 +216,75 @@ def test_destroy_unpins_tables_and_frees_everything(xen, make_domu, privcmd):
     assert xen.domains.get(d.domid) is None
     assert xen.free_pages == free_before + 16 * 256 + 2  # memory, shared_info, grant frame
     assert all(xen.frames.owner(m) is None for m in (l2, l1, data))
+
+
+# ---------------------------------------------------------------- the GDT
+def gdt(xen, d, frames, entries):
+    from hv.public.xen import HYPERVISOR_set_gdt
+    return hypercall(xen, d, HYPERVISOR_set_gdt, tuple(frames), entries)[0]
+
+
+def descriptor(low: int, high: int) -> bytes:
+    return struct.pack("<II", low, high)
+
+
+def test_set_gdt_types_its_frames_and_fixes_the_privilege_level(xen, make_domu):
+    from hv.xen.mm import PGT_gdt_page
+    d = make_domu(16)
+    frame = xen.p2m.lookup(d, 20)
+    page = xen.frames.map_domain_page(d, frame, writable=True)
+    page[8:16] = descriptor(0x0000FFFF, 0x00AF9A00)     # present 64-bit code segment, DPL 0
+    assert gdt(xen, d, [frame], 16) == 0
+    assert xen.frames.type_of(frame) == (PGT_gdt_page, 1, False)
+    assert xen.frames.count(frame) == 2
+    # Xen raised the DPL to the guest kernel's ring (3), in place.
+    assert struct.unpack_from("<II", xen.ram.peek(frame), 8) == (0x0000FFFF, 0x00AFFA00)
+    # The guest may read its GDT but never write it.
+    with pytest.raises(XenError):
+        xen.frames.map_domain_page(d, frame, writable=True)
+    assert d.vcpus[0].gdt_frames == (frame,) and d.vcpus[0].gdt_ents == 16
+
+
+def test_a_gdt_with_a_system_descriptor_is_refused_whole(xen, make_domu):
+    d = make_domu(16)
+    good, bad = xen.p2m.lookup(d, 21), xen.p2m.lookup(d, 22)
+    xen.frames.map_domain_page(d, bad, writable=True)[0:8] = descriptor(0, 0x00008900)  # a TSS
+    assert gdt(xen, d, [good, bad], 1024) == -EINVAL
+    assert [xen.frames.count(m) for m in (good, bad)] == [1, 1]
+    assert xen.frames.type_of(good) == (PGT_none, 0, False)
+
+
+def test_a_new_gdt_replaces_the_old_and_too_many_entries_are_refused(xen, make_domu):
+    d = make_domu(16)
+    first, second = xen.p2m.lookup(d, 23), xen.p2m.lookup(d, 24)
+    assert gdt(xen, d, [first], 1) == 0
+    assert gdt(xen, d, [second], 1) == 0
+    assert xen.frames.count(first) == 1 and xen.frames.count(second) == 2
+    assert gdt(xen, d, [second] * 15, 14 * 512 + 1) == -EINVAL
+    assert gdt(xen, d, [], 600) == -EFAULT       # the list is shorter than 2 frames
+    assert d.vcpus[0].gdt_frames == (second,)
+
+
+def test_a_page_table_cannot_be_a_gdt(xen, make_domu):
+    d = make_domu(16)
+    table = xen.p2m.lookup(d, 25)
+    assert pin(xen, d, 1, table) == (0, 1)
+    assert gdt(xen, d, [table], 8) == -EINVAL
+
+
+def test_call_gates_must_lead_to_a_guest_code_selector(xen, make_domu):
+    from hv.xen.descriptor_tables import check_descriptor
+    gate = 0x00008C00 | (3 << 13)                          # present call gate, DPL 3
+    assert check_descriptor((0x0010 << 16) | 0x1234, gate) == ((0x0013 << 16) | 0x1234, 0x00008C00)
+    assert check_descriptor((0xE0B0 << 16), gate) is None  # a selector in Xen's own GDT pages
+    assert check_descriptor(0, 0x00008C01 | (3 << 13)) is None   # reserved bits set
+    assert check_descriptor(123, 0x00000000) == (123, 0)   # not present: left alone
+
+
+def test_destroy_lets_go_of_the_gdt(xen, make_domu, privcmd):
+    from xl.dombuild import destroy_domain
+    free = xen.free_pages
+    d = make_domu(16)
+    assert gdt(xen, d, [xen.p2m.lookup(d, 26)], 8) == 0
+    destroy_domain(privcmd, d.domid)
+    assert xen.domains.get(d.domid) is None and xen.free_pages == free

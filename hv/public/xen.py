@@ -146,6 +146,15 @@ DOMID_MASK = 0x7FFF
 
 XEN_LEGACY_MAX_VCPUS = 32
 
+# The GDT: a guest's entries come first; the last pages are Xen's own.
+FIRST_RESERVED_GDT_PAGE = 14
+FIRST_RESERVED_GDT_BYTE = FIRST_RESERVED_GDT_PAGE * 4096
+FIRST_RESERVED_GDT_ENTRY = FIRST_RESERVED_GDT_BYTE // 8
+FLAT_RING3_CS32 = 0xE023
+FLAT_RING3_CS64 = 0xE033
+FLAT_KERNEL_CS64 = FLAT_RING3_CS64
+FLAT_KERNEL_CS = FLAT_KERNEL_CS64
+
 
 # ------------------------------------------------------------ structures
 @xenstruct

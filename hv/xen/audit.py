@@ -25,7 +25,7 @@ from hv.xen.grant_table import (
     GNTPIN_devr_inc, GNTPIN_devw_inc, GNTPIN_hstr_inc, GNTPIN_hstw_inc, GNTPIN_write_mask,
 )
 from hv.xen.mm import (
-    DOMHEAP, PAGE_TABLE_TYPES, PGT_l1_page_table, PGT_writable_page, XENHEAP,
+    DOMHEAP, PAGE_TABLE_TYPES, PGT_gdt_page, PGT_l1_page_table, PGT_writable_page, XENHEAP,
 )
 
 if TYPE_CHECKING:
@@ -143,6 +143,11 @@ def _audit_references(xen: "Xen", problems: list[str]) -> None:
                     refs[m.mfn] += 1
                     if not ro:
                         take_type(m.mfn, PGT_writable_page)
+    for d in xen.domains:
+        for v in d.vcpus:
+            for mfn in v.gdt_frames:
+                refs[mfn] += 1
+                take_type(mfn, PGT_gdt_page)
     for mfn, (_, info, _) in frames.special_frames().items():
         if info is None or info.type not in PAGE_TABLE_TYPES or not info.count:
             continue

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 
 from hv.public.errno import EFAULT, ENOSYS
 from hv.public.xen import CONSOLEIO_read, CONSOLEIO_write, VIRQ_CONSOLE
+from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU, Domain
     from hv.xen.hypervisor import Xen
-
-from hv.xen.errors import XenError
 
 CONRING_SIZE = 16384
 SERIAL_KEEP = 64 * 1024
@@ -68,6 +67,10 @@ class Console:
                 buf.clear()
             elif 0x20 <= c < 0x7F or c == 0x09:
                 buf.append(c)
+
+    def domain_destroy(self, d: "Domain") -> None:
+        """A domain's unfinished line goes with it (a new domain may get its id)."""
+        self._partial.pop(d.domid, None)
 
     # ------------------------------------------------------------ the ring
     def read_ring(self, clear: bool = False) -> bytes:

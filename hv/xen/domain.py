@@ -47,7 +47,7 @@ class VCPU:
         "defer_shutdown", "virq_to_evtchn", "poll_evtchn", "polling",
         "is_initialised", "context", "runstate", "state_entry_time",
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
-        "singleshot_timer", "periodic_period", "poll_timer", "sched",
+        "singleshot_timer", "periodic_period", "poll_timer", "gdt_frames", "gdt_ents",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -71,7 +71,8 @@ class VCPU:
         self.singleshot_timer = None
         self.periodic_period = 0
         self.poll_timer = None
-        self.sched = None             # the scheduler's per-vCPU state
+        self.gdt_frames: tuple[int, ...] = ()
+        self.gdt_ents = 0
 
     @property
     def runnable(self) -> bool:
@@ -351,6 +352,7 @@ class DomainList:
         d.is_dying = DOMDYING_dying
         xen.trace.emit("domain", d.domid, -1, "dying", None, None)
         xen.sched.domain_kill(d)
+        xen.descriptor_tables.domain_kill(d)
         xen.evtchn.domain_destroy(d)
         xen.gnttab.domain_destroy(d)
         xen.frames.watched.add(d)
@@ -370,6 +372,7 @@ class DomainList:
             return
         xen.frames.watched.discard(d)
         xen.sched.domain_destroy(d)
+        xen.console.domain_destroy(d)
         xen.gnttab.final_destroy(d)
         xen.frames.free_xenheap_pages(d)
         d.shared_info = None

@@ -15,7 +15,7 @@ from hv.public.xen import (
     HYPERCALL_NAMES, HYPERVISOR_console_io, HYPERVISOR_domctl,
     HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
     HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall, HYPERVISOR_platform_op,
-    HYPERVISOR_sched_op, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
+    HYPERVISOR_sched_op, HYPERVISOR_set_gdt, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
     HYPERVISOR_xen_version, MulticallEntry,
 )
 from hv.public import domctl as _domctl, event_channel as _evtchn, grant_table as _gnttab
@@ -86,6 +86,7 @@ class HypercallTable:
         self._in_multicall = False
         entries = {
             HYPERVISOR_mmu_update: (xen.mmu.do_mmu_update, (1, 2)),
+            HYPERVISOR_set_gdt: (xen.descriptor_tables.do_set_gdt, (2, 2)),
             HYPERVISOR_memory_op: (xen.memory.do_memory_op, (2, 2)),
             HYPERVISOR_multicall: (self.do_multicall, (1, 1)),
             HYPERVISOR_set_timer_op: (self.do_set_timer_op, (1, 1)),

@@ -7,6 +7,7 @@ from typing import Callable
 
 from hv.public.xen import PAGE_SHIFT, VIRQ_DEBUG
 from hv.xen.console import Console
+from hv.xen.descriptor_tables import DescriptorTables, validate_segdesc_page
 from hv.xen.domain import DomainList
 from hv.xen.domctl import Domctl
 from hv.xen.event_channel import EventChannels
@@ -53,6 +54,7 @@ class Xen:
         self.heap = PageAllocator(self.reserved_frames, nr_frames - self.reserved_frames)
         self.frames = FrameTable(self.ram, self.heap)
         self.frames.on_release = lambda d: self.defer(self.domains.complete_destroy_if_done, d)
+        self.frames.validate_segdesc = validate_segdesc_page
         self.p2m = P2M(self.frames)
         self.trace = TraceBuffer(clock, trace_capacity)
         self.xsm = XSM()
@@ -64,6 +66,7 @@ class Xen:
         self.sched = Scheduler(self)
         self.memory = Memory(self)
         self.mmu = MMU(self)
+        self.descriptor_tables = DescriptorTables(self)
         self.vcpu_ops = VcpuOps(self)
         self.version = Version(self, cmdline)
         self.domctl = Domctl(self)

@@ -88,6 +88,9 @@ class FrameTable:
         # (dying domains, whose last frame ends them), and who to tell.
         self.watched: set["Domain"] = set()
         self.on_release = None
+        # Checks a frame's descriptors before it may become a GDT page
+        # (descriptor_tables.validate_segdesc_page).
+        self.validate_segdesc = None
 
     # ------------------------------------------------------------ queries
     def owner(self, mfn: int) -> "Domain | None":
@@ -290,9 +293,12 @@ class FrameTable:
         t = self._type.get(mfn)
         if t is None or (t.count == 0 and not t.validating):
             t = self._type[mfn] = TypeInfo(type_)
-            if type_ in PAGE_TABLE_TYPES:
+            if type_ in PAGE_TABLE_TYPES or type_ == PGT_gdt_page:
                 t.validating = True
-                valid = self._validate_table(mfn, type_)
+                if type_ == PGT_gdt_page:
+                    valid = self.validate_segdesc(self.mem.frame(mfn))
+                else:
+                    valid = self._validate_table(mfn, type_)
                 t.validating = False
                 if not valid:
                     del self._type[mfn]

@@ -4,7 +4,6 @@ dom0, assembled and ready to drive from Python."""
 from __future__ import annotations
 
 import gc
-import random
 
 from hv.public.xen import PAGE_SHIFT
 from hv.xen.dom0_build import construct_dom0
@@ -29,11 +28,9 @@ def _collect_garbage_less_often() -> None:
 class Host:
     def __init__(self, cpus: int = DEFAULT_CPUS, memory: int = DEFAULT_MEMORY,
                  dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
-                 seed: int = 0, cmdline: str = "", dom0_cmdline: str = "console=hvc0",
+                 cmdline: str = "", dom0_cmdline: str = "console=hvc0",
                  trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS):
         _collect_garbage_less_often()
-        self.seed = seed
-        self.random = random.Random(seed)
         self.clock = EventLoop()
         self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
                        cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",

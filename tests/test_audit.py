@@ -110,3 +110,12 @@ def test_assert_clean_raises_with_the_list(xen, make_domu):
     with pytest.raises(AuditError, match=f"d{d.domid}: tot_pages"):
         assert_clean(xen)
     d.tot_pages -= 1
+
+
+def test_a_shared_info_page_that_is_no_longer_xens(xen, make_domu):
+    d = make_domu(16)
+    mfn = d.shared_info_mfn
+    m2p = xen.frames.m2p
+    found = problems_after(xen, lambda: m2p.set(mfn, 1, None, (d, DOMHEAP)),
+                           lambda: m2p.set(mfn, 1, None, (d, "xenheap")))
+    assert f"d{d.domid}: its shared_info {mfn:#x} is not Xen's page shared with it" in found

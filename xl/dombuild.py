@@ -18,8 +18,10 @@ from hv.public.domctl import (
     XenDomctlCreatedomain, XenDomctlMaxMem, XenDomctlVcpucontext,
 )
 from hv.public.event_channel import EVTCHNOP_alloc_unbound, EvtchnAllocUnbound
+from hv.public.errno import EINVAL, ENOMEM
 from hv.public.grant_table import (
-    GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GNTTABOP_setup_table,
+    GNTST_NAMES, GNTST_okay, GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE,
+    GNTTABOP_setup_table,
     GTF_permit_access, GrantEntryV1, GnttabSetupTable,
 )
 from hv.public.memory import XENMEM_populate_physmap, XenMemoryReservation
@@ -121,7 +123,8 @@ def _populate(pc: Privcmd, domid: int, nr_pages: int):
                                                       extent_order=order, domid=domid),
                                  what="populate_physmap")
         if done != count:
-            raise HypercallError("populate_physmap", 12)
+            raise HypercallError("populate_physmap", ENOMEM,
+                                 f"{done} of {count} extents of order {order}")
         runs.extend((g, 1 << order, m) for g, m in zip(gpfns, out.extent_start))
         pfn += count << order
 
@@ -146,8 +149,8 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
     _, (op,) = pc.hypercall(HYPERVISOR_grant_table_op, GNTTABOP_setup_table,
                             (GnttabSetupTable(dom=domid, nr_frames=1, frame_list=(0,)),),
                             what="setup_table")
-    if op.status != 0:
-        raise HypercallError("setup_table", 22)
+    if op.status != GNTST_okay:
+        raise HypercallError("setup_table", EINVAL, GNTST_NAMES[op.status])
     page = pc.map_foreign(op.frame_list[0])
     for ref, (grantee, mfn) in entries.items():
         entry = GrantEntryV1(flags=GTF_permit_access, domid=grantee, frame=mfn)

@@ -10,10 +10,11 @@ from hv.public.errno import errno_name
 
 
 class HypercallError(Exception):
-    """A hypercall the toolstack made came back with a negative errno."""
+    """A hypercall the toolstack made failed: a negative errno, or a status
+    such as a GNTST_* code saying why (``detail``)."""
 
-    def __init__(self, what: str, errno: int):
-        super().__init__(f"{what}: {errno_name(errno)}")
+    def __init__(self, what: str, errno: int, detail: str = ""):
+        super().__init__(f"{what}: {detail or errno_name(errno)}")
         self.what = what
         self.errno = errno
 
@@ -24,8 +25,8 @@ class Privcmd:
         self.domain = xen.hardware_domain
         self.vcpu = self.domain.vcpus[vcpu_id]
 
-    def hypercall(self, nr: int, *args, what: str = "hypercall") -> Any:
-        """Make the call; return Xen's output, or raise on a negative rc."""
+    def hypercall(self, nr: int, *args, what: str = "hypercall") -> tuple[int, Any]:
+        """Make the call; return (rc, out), or raise on a negative rc."""
         rc, out = self.xen.hypercall(self.vcpu, nr, *args)
         if rc < 0:
             raise HypercallError(what, -rc)

@@ -97,10 +97,24 @@ def _audit_domains_memory(xen: "Xen", problems: list[str]) -> None:
             problems.append(f"d{d.domid}: tot_pages {d.tot_pages}, owns {counts[DOMHEAP]}")
         if counts[XENHEAP] != d.xenheap_pages:
             problems.append(f"d{d.domid}: xenheap_pages {d.xenheap_pages}, owns {counts[XENHEAP]}")
+        for run in d.frames:
+            for m in m2p.runs(run.start, run.end):
+                if m.tag != (d, run.tag):
+                    problems.append(f"d{d.domid}: its frame list has mfn {m.start:#x} "
+                                    f"({run.tag}), the M2P gives it to d{m.tag[0].domid} "
+                                    f"({m.tag[1]})")
         mine = sum(r.length for r in d.frames)
         if mine != counts[DOMHEAP] + counts[XENHEAP]:
             problems.append(f"d{d.domid}: its frame list holds {mine}, the M2P gives it "
                             f"{counts[DOMHEAP] + counts[XENHEAP]}")
+        xen_pages = [("shared_info", d.shared_info_mfn)]
+        if d.grant_table is not None:
+            xen_pages += [("grant frame", m) for m in d.grant_table.frames]
+        for what, mfn in xen_pages:
+            hit = m2p.get(mfn)
+            if d.shared_info is not None and (hit is None or hit[1] != (d, XENHEAP)):
+                problems.append(f"d{d.domid}: its {what} {mfn:#x} is not Xen's page shared "
+                                "with it")
         for run in d.p2m:
             for m in m2p.runs(run.value, run.value + run.length):
                 d_owner, pool = m.tag

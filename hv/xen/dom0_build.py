@@ -14,6 +14,7 @@ from hv.public.xen import (
     VcpuGuestContext,
 )
 from hv.public.event_channel import EVTCHN_2L_NR_CHANNELS
+from hv.public.errno import ENOMEM
 from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def construct_dom0(xen: "Xen", nr_pages: int, max_vcpus: int, cmdline: str = "")
         order = min(DOM0_EXTENT_ORDER, (nr_pages - gpfn).bit_length() - 1)
         mfn = frames.alloc_domheap_pages(d, order)
         if mfn is None:
-            raise XenError(12)  # ENOMEM: the host is smaller than dom0
+            raise XenError(ENOMEM)      # the host is smaller than dom0
         p2m.guest_physmap_add_page(d, gpfn, mfn, order)
         gpfn += 1 << order
     write_start_info(xen, d, DOM0_START_INFO_PFN, StartInfo(

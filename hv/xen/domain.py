@@ -44,7 +44,7 @@ SHUTDOWN_CODE_INVALID = 0xFFFFFFFF
 class VCPU:
     __slots__ = (
         "vcpu_id", "domain", "pause_flags", "pause_count", "paused_for_shutdown",
-        "defer_shutdown", "virq_to_evtchn", "poll_evtchn", "polling",
+        "virq_to_evtchn", "poll_evtchn", "polling",
         "is_initialised", "context", "runstate", "state_entry_time",
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
         "singleshot_timer", "periodic_period", "poll_timer", "gdt_frames", "gdt_ents",
@@ -56,7 +56,6 @@ class VCPU:
         self.pause_flags = VPF_down
         self.pause_count = 0
         self.paused_for_shutdown = False
-        self.defer_shutdown = False
         self.virq_to_evtchn = [0] * NR_VIRQS
         self.poll_evtchn = 0          # the one port polled; -1 when several
         self.polling = False          # its bit in Xen's d->poll_mask
@@ -137,9 +136,8 @@ class Domain:
 
     @property
     def has_physdev(self) -> bool:
-        """Physical-device privilege: a driver domain's capability (seed 002's
-        DF_PHYSDEV), held by the hardware domain and by any domain granted
-        an IRQ."""
+        """Physical-device privilege, what a driver domain holds (Xen 2.0's
+        DF_PHYSDEV): the hardware domain's, and any domain's granted an IRQ."""
         return self.is_hardware_domain or bool(self.irq_caps)
 
     def vcpu(self, vcpu_id: int) -> VCPU | None:
@@ -386,7 +384,7 @@ class DomainList:
         for d in self:
             lines.append(
                 f"General information for domain {d.domid}:\n"
-                f"    refcnt={1} dying={d.is_dying} pause_count={d.pause_count}\n"
+                f"    dying={d.is_dying} pause_count={d.pause_count}\n"
                 f"    nr_pages={d.tot_pages} xenheap_pages={d.xenheap_pages} "
                 f"max_pages={d.max_pages}\n"
                 f"    handle={d.handle.hex()} vm_assist=00000000")

@@ -594,6 +594,7 @@ class GrantTables:
         return "\n".join(lines)
 
     def final_destroy(self, d: "Domain") -> None:
-        """The table's frames go back to the heap when the domain is gone."""
+        """The domain is gone: so is its table (its frames are Xen's own
+        pages shared with it, freed with the rest of those)."""
         d.grant_table = None
 

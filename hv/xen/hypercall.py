@@ -2,8 +2,10 @@
 arch/x86/hypercall.c and common/multicall.c).
 
 A guest reaches the hypervisor only here: ``call(vcpu, number, *args)``.
-Inside, errors are XenError; this is the one place they become Xen's
-negative errno. Every call is traced with its arguments and result.
+Inside, errors are XenError; this is where they become Xen's negative
+errno (ops that report how far a batch got, such as mmu_update, return the
+errno of the element that stopped it beside the count). Every call is traced
+with its arguments, its result and its output.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class Scheduler:
         d = self.xen.domains.get(arg.domain_id)
         if d is None:
             raise XenError(ESRCH)
-        self.xen.xsm.dm_priv(v.domain, d)
+        self.xen.xsm.dm_priv(v.domain)
         self.xen.domains.domain_shutdown(d, arg.reason & 0xFF)
         return 0
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS
 from hv.public.platform import XENPF_INTERFACE_VERSION, XENPF_settime64, XenPlatformOp
-from hv.public.xen import SHINFO_WC_NSEC, SHINFO_WC_SEC, SHINFO_WC_SEC_HI, SHINFO_WC_VERSION
+from hv.public.xen import (
+    DOMID_XEN, SHINFO_WC_NSEC, SHINFO_WC_SEC, SHINFO_WC_SEC_HI, SHINFO_WC_VERSION,
+)
 from hv.xen.errors import XenError
 from hv.xen.timer import NS_PER_S
 
@@ -59,7 +61,7 @@ class Time:
         for d in self.xen.domains:
             if d.shared_info is not None:
                 self.update_domain_wallclock_time(d)
-        self.xen.trace.emit("domain", 0x7FF2, -1, "settime", (self.wc_sec, self.wc_nsec))
+        self.xen.trace.emit("domain", DOMID_XEN, -1, "settime", (self.wc_sec, self.wc_nsec))
 
     def domain_set_time_offset(self, d: "Domain", seconds: int) -> None:
         d.time_offset_seconds = seconds

@@ -4,7 +4,7 @@ One module, one place for every privilege check:
 
 - the control domain (dom0) is privileged: it may act on any domain;
 - a driver domain holds physical-device privilege only: the interrupts it
-  was granted (seed 002's DF_PHYSDEV);
+  was granted (what Xen 2.0 called DF_PHYSDEV, meant for backend domains);
 - every other domain acts only on itself.
 """
 
@@ -35,8 +35,9 @@ class XSM:
         if not src.is_privileged:
             raise XenError(EPERM)
 
-    def dm_priv(self, src: "Domain", target: "Domain") -> None:
-        """XSM_DM_PRIV: the control domain (device models are not modelled)."""
+    def dm_priv(self, src: "Domain") -> None:
+        """XSM_DM_PRIV: the control domain, or a device model acting for its
+        target; there are no device models here."""
         self.priv(src)
 
     @staticmethod

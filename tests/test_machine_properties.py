@@ -1,8 +1,13 @@
 """Random hypercall sequences from several domains, with domains created,
 shut down and destroyed along the way: no hypercall ever raises, every one
-returns an int, and the machine's invariants hold after every step."""
+returns an int, and the machine's invariants hold after every step.
+
+The suite runs a fixed set of examples (the "ci" profile) so that it gives
+the same verdict every time; HYPOTHESIS_PROFILE=explore searches afresh."""
 
 from __future__ import annotations
+
+import os
 
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (
@@ -16,11 +21,13 @@ from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_destroydomain, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_unpausedomain, XenDomctl,
 )
+from hv.public.vcpu import VCPUOP_down, VCPUOP_get_runstate_info, VCPUOP_initialise, VCPUOP_up
 from hv.public.xen import (
     DOMID_SELF, HYPERVISOR_domctl, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op,
-    HYPERVISOR_memory_op, HYPERVISOR_mmuext_op, HYPERVISOR_multicall, HYPERVISOR_sched_op,
-    HYPERVISOR_set_timer_op, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MmuextOp,
-    MulticallEntry, NR_VIRQS,
+    HYPERVISOR_memory_op, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall,
+    HYPERVISOR_sched_op, HYPERVISOR_set_gdt, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
+    MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE,
+    MMUEXT_UNPIN_TABLE, MmuextOp, MmuUpdate, MulticallEntry, NR_VIRQS, VcpuGuestContext,
 )
 from hv.xen.audit import audit
 from hv.xen.hypervisor import MiB
@@ -47,8 +54,14 @@ class Machine(RuleBasedStateMachine):
         return [d for d in self.xen.domains if not d.is_dying]
 
     def pick(self, data_index: int):
+        """A domain that can run code: a caller."""
         live = self.live()
         return live[data_index % len(live)]
+
+    def target(self, data_index: int):
+        """Any domain the hypervisor still knows, dying ones included."""
+        known = list(self.xen.domains)
+        return known[data_index % len(known)]
 
     def call(self, d, nr, *args):
         rc, _ = self.xen.hypercall(d.vcpus[0], nr, *args)
@@ -108,7 +121,7 @@ class Machine(RuleBasedStateMachine):
 
     @rule(i=small, j=small, k=small)
     def bind_interdomain(self, i, j, k):
-        d, r = self.pick(i), self.pick(j)
+        d, r = self.pick(i), self.target(j)
         ports = self.ports_of(r)
         self.call(d, HYPERVISOR_event_channel_op, ev.EVTCHNOP_bind_interdomain,
                   ev.EvtchnBindInterdomain(remote_dom=r.domid, remote_port=ports[k % len(ports)]))
@@ -173,7 +186,7 @@ class Machine(RuleBasedStateMachine):
     @rule(i=small, j=small, ref=st.integers(0, 600), flags=st.integers(0, 31),
           addr=st.integers(0, 4) .map(lambda n: n * 0x1000))
     def map_grant(self, i, j, ref, flags, addr):
-        d, g = self.pick(i), self.pick(j)
+        d, g = self.pick(i), self.target(j)
         self.call(d, HYPERVISOR_grant_table_op, gt.GNTTABOP_map_grant_ref,
                   (gt.GnttabMapGrantRef(host_addr=addr, flags=flags, ref=ref, dom=g.domid),))
 
@@ -228,12 +241,32 @@ class Machine(RuleBasedStateMachine):
         self.call(d, HYPERVISOR_memory_op, cmd, mem.XenMemoryReservation(
             extent_start=tuple(gpfns), nr_extents=len(gpfns), extent_order=order, domid=dom))
 
-    @rule(i=small, gpfn=st.integers(0, 1100), pin=st.booleans())
-    def pin_table(self, i, gpfn, pin):
+    @rule(i=small, gpfn=st.integers(0, 1100),
+          cmd=st.sampled_from([MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE, MMUEXT_UNPIN_TABLE]))
+    def pin_table(self, i, gpfn, cmd):
         d = self.pick(i)
         mfn = self.xen.p2m.lookup(d, gpfn) or gpfn
-        cmd = MMUEXT_PIN_L1_TABLE if pin else MMUEXT_UNPIN_TABLE
         self.call(d, HYPERVISOR_mmuext_op, (MmuextOp(cmd=cmd, arg1=mfn),), DOMID_SELF)
+
+    @rule(i=small, gpfn=st.integers(0, 1100), slot=st.integers(0, 511),
+          to=st.integers(0, 1100), flags=st.integers(0, 7),
+          kind=st.sampled_from([MMU_NORMAL_PT_UPDATE, MMU_MACHPHYS_UPDATE]))
+    def mmu_update(self, i, gpfn, slot, to, flags, kind):
+        """Page-table writes (self-references included) and M2P updates."""
+        d = self.pick(i)
+        table = self.xen.p2m.lookup(d, gpfn) or gpfn
+        pointee = self.xen.p2m.lookup(d, to) or to
+        if kind == MMU_NORMAL_PT_UPDATE:
+            req = MmuUpdate(ptr=(table << 12) + slot * 8, val=(pointee << 12) | flags)
+        else:
+            req = MmuUpdate(ptr=(pointee << 12) | MMU_MACHPHYS_UPDATE, val=to)
+        self.call(d, HYPERVISOR_mmu_update, (req,), DOMID_SELF)
+
+    @rule(i=small, gpfns=st.lists(st.integers(0, 1100), max_size=3), entries=st.integers(0, 1600))
+    def set_gdt(self, i, gpfns, entries):
+        d = self.pick(i)
+        frames = tuple(self.xen.p2m.lookup(d, g) or g for g in gpfns)
+        self.call(d, HYPERVISOR_set_gdt, frames, entries)
 
     # ------------------------------------------------------------ misc
     @rule(i=small, nr=st.integers(0, 60), a=u32, b=st.one_of(st.none(), u32, st.text(max_size=3)))
@@ -247,6 +280,39 @@ class Machine(RuleBasedStateMachine):
     @rule(i=small, timeout=st.integers(-5, 10**10))
     def timer(self, i, timeout):
         self.call(self.pick(i), HYPERVISOR_set_timer_op, timeout)
+
+    @rule(i=small, vcpu=st.integers(0, 4), cmd=st.sampled_from(
+        [VCPUOP_initialise, VCPUOP_up, VCPUOP_down, VCPUOP_get_runstate_info]))
+    def vcpu_op(self, i, vcpu, cmd):
+        arg = VcpuGuestContext() if cmd == VCPUOP_initialise else None
+        self.call(self.pick(i), HYPERVISOR_vcpu_op, cmd, vcpu, arg)
+
+    @rule(i=small, k=small, n=st.integers(0, 3), timeout=st.integers(0, 10**9))
+    def poll(self, i, k, n, timeout):
+        d = self.pick(i)
+        ports = self.ports_of(d)
+        chosen = tuple(ports[(k + j) % len(ports)] for j in range(n))
+        self.call(d, HYPERVISOR_sched_op, sc.SCHEDOP_poll,
+                  sc.SchedPoll(ports=chosen or None, nr_ports=n, timeout=timeout))
+
+    @rule(i=small, cmd=st.integers(0, 70), j=small)
+    def domctl_anything(self, i, cmd, j):
+        """Any domctl number, with no payload, naming any known domain: from
+        dom0 (privileged) and from a guest (refused)."""
+        op = XenDomctl(cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION,
+                       domain=self.target(j).domid)
+        if cmd not in (1, 2):    # creation and destruction have their own rules
+            self.call(self.xen.hardware_domain, HYPERVISOR_domctl, op)
+        self.call(self.pick(i), HYPERVISOR_domctl, op)
+
+    @rule(i=small, nr=st.integers(0, 60), junk=st.sampled_from(["x", 1.5, [1], b"", None]))
+    def junk_scalars(self, i, nr, junk):
+        """Non-integers where Xen reads a register."""
+        d = self.pick(i)
+        if nr == HYPERVISOR_domctl and d.is_privileged:
+            return
+        self.call(d, nr, junk, junk)
+        self.call(d, nr, junk, None, junk)
 
     @rule(i=small, k=small)
     def multicall(self, i, k):
@@ -267,7 +333,10 @@ class Machine(RuleBasedStateMachine):
         assert not problems, problems
 
 
-Machine.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=50, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile("ci", max_examples=100, stateful_step_count=50, deadline=None,
+                          derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile("explore", max_examples=2000, stateful_step_count=80, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+Machine.TestCase.settings = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 TestMachine = Machine.TestCase

@@ -183,3 +183,16 @@ def test_maximum_gpfn_is_what_a_pv_guest_states_in_its_shared_info(xen, make_dom
     assert memop(xen, d, XENMEM_maximum_gpfn, XenMemoryDomain(domid=DOMID_SELF))[0] == 0
     d.shared_info[3088:3096] = (4096).to_bytes(8, "little")   # the guest's own page
     assert memop(xen, d, XENMEM_maximum_gpfn, XenMemoryDomain(domid=DOMID_SELF))[0] == 4095
+
+
+def test_a_dying_domain_loses_its_physmap_even_for_frames_still_mapped(xen, dom0, make_domu, privcmd):
+    from hv.public.grant_table import GNTMAP_device_map
+    from xl.dombuild import destroy_domain
+    d = make_domu(16)
+    # Dom0 maps the console page the builder granted it (ref 0).
+    _, (m,) = hypercall(xen, dom0, HYPERVISOR_grant_table_op, GNTTABOP_map_grant_ref,
+                        (GnttabMapGrantRef(flags=GNTMAP_device_map, ref=0, dom=d.domid),))
+    assert m.status == 0
+    destroy_domain(privcmd, d.domid)
+    assert xen.domains.get(d.domid) is d and d.tot_pages == 1
+    assert d.p2m.nr_runs() == 0 and xen.frames.gpfn(m.dev_bus_addr >> 12) is None

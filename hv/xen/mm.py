@@ -241,6 +241,11 @@ class FrameTable:
         for mfn in [m for m, t in self._type.items() if t.pinned and self.owner(m) is d]:
             if self._type.get(mfn) is not None and self._type[mfn].pinned:
                 self.unpin_table(d, mfn)
+        # A dying domain has no pseudo-physical space any more, even for the
+        # frames it cannot free yet.
+        for run in list(d.frames):
+            self.set_m2p(run.start, run.length, None)
+        d.p2m.clear(0, 1 << 64)
         held = {m for m in self._count if self.owner(m) is d}
         for start, length, pool in list(self.frames_of(d)):
             if pool != DOMHEAP:

@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from hv.public.errno import EFAULT, EINVAL, ENOSYS, EPERM
+from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM
 from hv.public.xen import (
     DOMID_SELF, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, MMU_MACHPHYS_UPDATE,
     MMU_NORMAL_PT_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_PIN_L1_TABLE,
@@ -72,7 +72,8 @@ def test_a_page_table_can_never_be_mapped_writable(xen, make_domu):
     assert pin(xen, d, 1, other) == (0, 1)
     # An L1 mapping the pinned table writably fails validation: nothing pinned.
     write_entries(xen, d, table, {0: pte(other, PRESENT | RW)})
-    assert pin(xen, d, 1, table) == (-EINVAL, 0)
+    # get_page_from_l1e's could_not_pin: the frame's type can't be taken.
+    assert pin(xen, d, 1, table) == (-EBUSY, 0)
     assert xen.frames.type_of(table) == (PGT_none, 0, False)
     assert xen.frames.count(other) == 2          # only its own pin
     # The guest itself is refused a writable view of it.
@@ -110,7 +111,8 @@ def test_a_table_may_only_map_its_own_domains_frames(xen, make_domu):
     a, b = make_domu(16), make_domu(16)
     table = xen.p2m.lookup(a, 1)
     write_entries(xen, a, table, {0: pte(xen.p2m.lookup(b, 1))})
-    assert pin(xen, a, 1, table) == (-EINVAL, 0)
+    # A reference can't be taken on a frame pg_owner doesn't own: could_not_pin.
+    assert pin(xen, a, 1, table) == (-EBUSY, 0)
     # Nor may it pin a frame of another domain.
     assert pin(xen, a, 1, xen.p2m.lookup(b, 2)) == (-EINVAL, 0)
 
@@ -122,7 +124,7 @@ def test_mmu_update_validates_entries_of_a_live_table(xen, make_domu):
     assert pin(xen, d, 1, pinned_l1) == (0, 1)
     ok = MmuUpdate(ptr=(table << 12) + 8 * 5 | MMU_NORMAL_PT_UPDATE, val=pte(data, PRESENT | RW))
     bad = MmuUpdate(ptr=(table << 12) + 8 * 6 | MMU_NORMAL_PT_UPDATE, val=pte(pinned_l1, PRESENT | RW))
-    assert hypercall(xen, d, HYPERVISOR_mmu_update, (ok, bad), DOMID_SELF) == (-EINVAL, 1)
+    assert hypercall(xen, d, HYPERVISOR_mmu_update, (ok, bad), DOMID_SELF) == (-EBUSY, 1)
     assert xen.frames.entries(table)[5] == pte(data, PRESENT | RW)
     assert xen.frames.entries(table)[6] == 0
     assert xen.frames.type_of(data) == (PGT_writable_page, 1, False)

@@ -157,6 +157,10 @@ def _audit_references(xen: "Xen", problems: list[str]) -> None:
                     refs[m.mfn] += 1
                     if not ro:
                         take_type(m.mfn, PGT_writable_page)
+    for run in frames.m2p:
+        if run.tag[1] == XENHEAP:          # shared rw for good
+            for mfn in range(run.start, run.end):
+                take_type(mfn, PGT_writable_page)
     for d in xen.domains:
         for v in d.vcpus:
             for mfn in v.gdt_frames:

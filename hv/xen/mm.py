@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Iterator
 
-from hv.public.errno import E2BIG, EFAULT, EINVAL, EPERM
+from hv.public.errno import E2BIG, EBUSY, EFAULT, EINVAL, EPERM
 from hv.public.xen import (
     PAGE_SHIFT, PTE_MFN_MASK, _PAGE_PRESENT, _PAGE_RW,
 )
@@ -56,6 +56,24 @@ DOMHEAP = "domheap"
 XENHEAP = "xenheap"
 
 _PTE = struct.Struct("<512Q")
+
+# Flags a 64-bit PV guest may set in an entry: present, R/W, user, accessed,
+# dirty, the three available bits, the eleven high available bits and NX.
+# Everything else (write-through, cache-disable, PSE/PAT, global, ...) is
+# refused; an L1 entry may also be global (Xen's base_disallow_mask).
+_PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL = 0x004, 0x020, 0x040, 0x100
+_PAGE_AVAIL = 0xE00
+_PAGE_AVAIL_HIGH = 0x7FF << 12
+_PAGE_NX = 1 << 23
+_ALLOWED = (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+            | _PAGE_AVAIL | _PAGE_AVAIL_HIGH | _PAGE_NX)
+BASE_DISALLOW_MASK = ~_ALLOWED & 0xFFFFFFFF
+L1_DISALLOW_MASK = BASE_DISALLOW_MASK & ~_PAGE_GLOBAL
+
+
+def pte_flags(entry: int) -> int:
+    """An entry's flags as Xen reads them: bits 0-11, and 52-63 as 12-23."""
+    return ((entry >> 40) & ~0xFFF & 0xFFFFFFFF) | (entry & 0xFFF)
 
 
 class TypeInfo:
@@ -158,12 +176,16 @@ class FrameTable:
         return mfn
 
     def alloc_xenheap_page(self, d: "Domain") -> int | None:
-        """A hypervisor page shared with ``d`` (share_xen_page_with_guest)."""
+        """A hypervisor page shared with ``d`` (share_xen_page_with_guest()).
+        It is writable memory for good: it holds a writable type reference
+        of its own, so it can never become a page table."""
         mfn = self.heap.alloc(0)
         if mfn is not None:
             self.m2p.set(mfn, 1, None, (d, XENHEAP))
             d.frames.set(mfn, 1, None, XENHEAP)
             d.xenheap_pages += 1
+            t = self._type[mfn] = TypeInfo(PGT_writable_page)
+            t.count = 1
         return mfn
 
     # ------------------------------------------------------------ references
@@ -295,23 +317,28 @@ class FrameTable:
     def get_page_type(self, mfn: int, type_: int) -> bool:
         """Take a type reference: the frame takes ``type_`` if it has no
         type in use, and fails if it holds another (get_page_type())."""
+        return self._get_page_type(mfn, type_) == 0
+
+    def _get_page_type(self, mfn: int, type_: int) -> int:
+        """As get_page_type(), but 0 or the -errno Xen gives: -EINVAL for a
+        type conflict, whatever validation found for a table."""
         t = self._type.get(mfn)
         if t is None or (t.count == 0 and not t.validating):
             t = self._type[mfn] = TypeInfo(type_)
             if type_ in PAGE_TABLE_TYPES or type_ == PGT_gdt_page:
                 t.validating = True
                 if type_ == PGT_gdt_page:
-                    valid = self.validate_segdesc(self.mem.frame(mfn))
+                    rc = 0 if self.validate_segdesc(self.mem.frame(mfn)) else -EINVAL
                 else:
-                    valid = self._validate_table(mfn, type_)
+                    rc = self._validate_table(mfn, type_)
                 t.validating = False
-                if not valid:
+                if rc:
                     del self._type[mfn]
-                    return False
+                    return rc
         elif t.type != type_ or t.validating:
-            return False
+            return -EINVAL
         t.count += 1
-        return True
+        return 0
 
     def put_page_type(self, mfn: int) -> None:
         t = self._type[mfn]
@@ -322,12 +349,15 @@ class FrameTable:
                 self._devalidate_table(mfn, t.type)
 
     def get_page_and_type(self, mfn: int, d: "Domain", type_: int) -> bool:
+        return self._get_page_and_type(mfn, d, type_) == 0
+
+    def _get_page_and_type(self, mfn: int, d: "Domain", type_: int) -> int:
         if not self.get_page(mfn, d):
-            return False
-        if not self.get_page_type(mfn, type_):
+            return -EINVAL
+        rc = self._get_page_type(mfn, type_)
+        if rc:
             self.put_page(mfn)
-            return False
-        return True
+        return rc
 
     def put_page_and_type(self, mfn: int) -> None:
         self.put_page_type(mfn)
@@ -341,8 +371,9 @@ class FrameTable:
         t = self._type.get(mfn)
         if t is not None and t.pinned:
             raise XenError(EINVAL)
-        if not self.get_page_and_type(mfn, d, type_):
-            raise XenError(EINVAL)
+        rc = self._get_page_and_type(mfn, d, type_)
+        if rc:
+            raise XenError(-rc)
         self._type[mfn].pinned = True
 
     def unpin_table(self, d: "Domain", mfn: int) -> None:
@@ -355,36 +386,46 @@ class FrameTable:
     def entries(self, mfn: int) -> tuple[int, ...]:
         return _PTE.unpack(self.mem.peek(mfn))
 
-    def _validate_table(self, mfn: int, type_: int) -> bool:
+    def _validate_table(self, mfn: int, type_: int) -> int:
         """Take the references every present entry needs; undo and fail if
-        any entry may not be mapped."""
+        any entry may not be mapped (promote_lN_table())."""
         d = self.owner(mfn)
         taken: list[int] = []
         for entry in self.entries(mfn):
             if not entry & _PAGE_PRESENT:
                 continue
-            if not self._get_entry_refs(d, entry, type_):
+            rc = self._get_entry_refs(d, d, entry, type_)
+            if rc:
                 for done in reversed(taken):
                     self._put_entry_refs(done, type_)
-                return False
+                return rc
             taken.append(entry)
-        return True
+        return 0
 
     def _devalidate_table(self, mfn: int, type_: int) -> None:
         for entry in self.entries(mfn):
             if entry & _PAGE_PRESENT:
                 self._put_entry_refs(entry, type_)
 
-    def _get_entry_refs(self, d: "Domain", entry: int, type_: int) -> bool:
+    def _get_entry_refs(self, d: "Domain", pg_owner: "Domain", entry: int, type_: int) -> int:
+        """The references a present entry of ``d``'s table holds, taken, or
+        Xen's errno: a flag a PV guest may not set is -EINVAL; an L1 entry
+        for a frame that is not ``pg_owner``'s, or that cannot be writable,
+        is -EBUSY (get_page_from_l1e()'s could_not_pin)."""
         target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
+        flags = pte_flags(entry)
         if type_ == PGT_l1_page_table:
-            if not self.get_page(target, d):
-                return False
+            if flags & L1_DISALLOW_MASK:
+                return -EINVAL
+            if not self.get_page(target, pg_owner):
+                return -EBUSY
             if entry & _PAGE_RW and not self.get_page_type(target, PGT_writable_page):
                 self.put_page(target)
-                return False
-            return True
-        return self.get_page_and_type(target, d, type_ - 1)
+                return -EBUSY
+            return 0
+        if flags & BASE_DISALLOW_MASK:
+            return -EINVAL
+        return self._get_page_and_type(target, d, type_ - 1)
 
     def _put_entry_refs(self, entry: int, type_: int) -> None:
         target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
@@ -395,28 +436,31 @@ class FrameTable:
         else:
             self.put_page_and_type(target)
 
-    def update_entry(self, d: "Domain", pte_maddr: int, new: int) -> None:
+    def update_entry(self, d: "Domain", pg_owner: "Domain", pte_maddr: int, new: int) -> None:
         """MMU_NORMAL_PT_UPDATE: write one 8-byte entry of a frame ``d`` owns.
-        In a page table in use the new entry is validated first and the old
-        one's references are dropped after; elsewhere it is a plain write."""
+        In a page table in use the new entry is validated first (an L1 entry
+        may name ``pg_owner``'s frames: how dom0 maps a guest's memory) and
+        the old one's references are dropped after; elsewhere the frame must
+        be able to be writable, and it is a plain write."""
         mfn, offset = pte_maddr >> PAGE_SHIFT, pte_maddr & 0xFFF
-        if offset & 7:
-            raise XenError(EINVAL)
-        if self.owner(mfn) is not d:
+        if offset & 7 or self.owner(mfn) is not d:
             raise XenError(EINVAL)
         page = self.mem.frame(mfn)
         t = self._type.get(mfn)
         if t is not None and t.type in PAGE_TABLE_TYPES and (t.count or t.pinned):
             old = struct.unpack_from("<Q", page, offset)[0]
-            if new & _PAGE_PRESENT and not self._get_entry_refs(d, new, t.type):
-                raise XenError(EINVAL)
+            if new & _PAGE_PRESENT:
+                rc = self._get_entry_refs(d, pg_owner, new, t.type)
+                if rc:
+                    raise XenError(-rc)
             struct.pack_into("<Q", page, offset, new)
             if old & _PAGE_PRESENT:
                 self._put_entry_refs(old, t.type)
             return
-        if t is not None and t.type in (PGT_gdt_page, PGT_ldt_page) and t.count:
+        if not self.get_page_type(mfn, PGT_writable_page):
             raise XenError(EINVAL)
         struct.pack_into("<Q", page, offset, new)
+        self.put_page_type(mfn)
 
     # ------------------------------------------------------------ guest access
     def create_grant_host_mapping(self, d: "Domain", mfn: int, readonly: bool) -> None:

@@ -428,10 +428,19 @@ def test_probe_is_built_for_the_interface_version_we_model(probe):
     assert probe.consts["__XEN_INTERFACE_VERSION__"] == XEN_INTERFACE_VERSION
 
 
-@pytest.mark.parametrize("bits", [12, 32, 52])
-def test_xenmemf_address_bits_encodes_like_xens_macro(bits, probe):
-    from hv.public.memory import XENMEMF_address_bits
-    assert XENMEMF_address_bits(bits) == probe.consts[f"XENMEMF_address_bits({bits})"]
+MACRO_SAMPLES = [
+    ("XENMEMF_address_bits", 12), ("XENMEMF_address_bits", 32), ("XENMEMF_address_bits", 52),
+    ("XENMEMF_get_address_bits", 0), ("XENMEMF_get_address_bits", 131872),
+    ("XENMEMF_node", 0), ("XENMEMF_node", 63),
+    ("XENMEMF_get_node", 0), ("XENMEMF_get_node", 256), ("XENMEMF_get_node", 131872),
+    ("XENMEMF_exact_node", 2),
+]
+
+
+@pytest.mark.parametrize("name, arg", MACRO_SAMPLES, ids=lambda x: str(x))
+def test_function_like_macros_compute_what_xens_do(name, arg, probe):
+    from hv.public import memory
+    assert getattr(memory, name)(arg) == probe.consts[f"{name}({arg})"]
 
 
 def test_errno_module_lists_every_xen_errno(probe):

@@ -13,7 +13,8 @@ from hv.public.domctl import (
     XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
     XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked,
     XEN_DOMINF_paused, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
-    XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo,
+    XEN_INVALID_MAX_VCPU_ID, XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain,
+    XenDomctlGetdomaininfo,
     XenDomctlGetvcpuinfo, XenDomctlIrqPermission, XenDomctlMaxMem, XenDomctlMaxVcpus,
     XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlSetdomainhandle,
     XenDomctlVcpucontext,
@@ -84,6 +85,10 @@ def test_a_new_domain_is_paused_with_vcpus_down_and_no_memory(xen, dom0):
     domid = create(xen, dom0, max_vcpus=3)[1]
     i = info(xen, dom0, domid)
     assert i.flags & XEN_DOMINF_paused and i.tot_pages == 0 and i.max_pages == 0
+    # Its vCPUs come with XEN_DOMCTL_max_vcpus, all down.
+    assert i.nr_online_vcpus == 0 and i.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID
+    assert domctl(xen, dom0, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=3))[0] == 0
+    i = info(xen, dom0, domid)
     assert i.nr_online_vcpus == 0 and i.max_vcpu_id == 2
     d = xen.domains.get(domid)
     assert [v.runstate for v in d.vcpus] == [RUNSTATE_offline] * 3

@@ -8,8 +8,10 @@ import pytest
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_createdomain, XEN_DOMCTL_irq_permission,
+    XEN_DOMCTL_max_vcpus,
     XEN_DOMCTL_pausedomain, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain,
-    XenDomctl, XenDomctlCreatedomain, XenDomctlIrqPermission, XenDomctlVcpucontext,
+    XenDomctl, XenDomctlCreatedomain, XenDomctlIrqPermission, XenDomctlMaxVcpus,
+    XenDomctlVcpucontext,
 )
 from hv.public.errno import (
     EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM, ESRCH,
@@ -89,6 +91,7 @@ def small_domain(xen, dom0, max_evtchn_port, vcpus=1):
     out = ok(domctl(xen, dom0, XEN_DOMCTL_createdomain, 0, XenDomctlCreatedomain(
         max_vcpus=vcpus, max_evtchn_port=max_evtchn_port, max_grant_frames=MAX_GRANT_FRAMES,
         max_maptrack_frames=MAX_MAPTRACK_FRAMES, grant_opts=1)))
+    ok(domctl(xen, dom0, XEN_DOMCTL_max_vcpus, out.domain, XenDomctlMaxVcpus(max=vcpus)))
     ok(domctl(xen, dom0, XEN_DOMCTL_setvcpucontext, out.domain, XenDomctlVcpucontext(
         vcpu=0, ctxt=VcpuGuestContext(flags=VGCF_online))))
     ok(domctl(xen, dom0, XEN_DOMCTL_unpausedomain, out.domain))

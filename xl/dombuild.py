@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain,
-    XEN_DOMCTL_max_mem, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain, XenDomctl,
-    XenDomctlCreatedomain, XenDomctlMaxMem, XenDomctlVcpucontext,
+    XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_setvcpucontext,
+    XEN_DOMCTL_unpausedomain, XenDomctl, XenDomctlCreatedomain, XenDomctlMaxMem,
+    XenDomctlMaxVcpus, XenDomctlVcpucontext,
 )
 from hv.public.event_channel import EVTCHNOP_alloc_unbound, EvtchnAllocUnbound
 from hv.public.errno import EINVAL, ENOMEM
@@ -81,6 +82,7 @@ def _build(pc: Privcmd, domid: int, memory_kib: int, maxmem_kib: int, max_vcpus:
     nr_pages = memory_kib >> (PAGE_SHIFT - 10)
     if nr_pages < 4:
         raise ValueError("a PV domain needs at least 16 KiB of memory")
+    _domctl(pc, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=max_vcpus), what="max_vcpus")
     _domctl(pc, XEN_DOMCTL_max_mem, domid,
             XenDomctlMaxMem(max_memkb=maxmem_kib + MAXMEM_SLACK_KIB), what="max_mem")
     mfn_of = _populate(pc, domid, nr_pages)

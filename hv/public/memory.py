@@ -22,10 +22,29 @@ MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1
 
 XENMEMF_populate_on_demand = 1 << 16
 XENMEMF_exact_node_request = 1 << 17
+XENMEMF_vnode = 1 << 18
 
 
+# mem_flags: bits 0-7 an address width, bits 8-15 a NUMA node plus one
+# (so that 0 means "no node": XENMEMF_get_node(0) is NUMA_NO_NODE, 0xff).
 def XENMEMF_address_bits(bits: int) -> int:
-    return bits & 0xFF
+    return bits
+
+
+def XENMEMF_get_address_bits(flags: int) -> int:
+    return flags & 0xFF
+
+
+def XENMEMF_node(node: int) -> int:
+    return (node + 1) << 8
+
+
+def XENMEMF_get_node(flags: int) -> int:
+    return ((flags >> 8) - 1) & 0xFF
+
+
+def XENMEMF_exact_node(node: int) -> int:
+    return XENMEMF_node(node) | XENMEMF_exact_node_request
 
 
 @xenstruct

@@ -31,6 +31,7 @@ def construct_dom0(xen: "Xen", nr_pages: int, max_vcpus: int, cmdline: str = "")
     domains = xen.domains
     d = domains.domain_create(0, max_vcpus, privileged=True, hardware=True,
                               max_evtchn_port=EVTCHN_2L_NR_CHANNELS - 1)
+    domains.vcpus_create(d)
     d.max_pages = nr_pages
     xen.hardware_domain = d
     frames, p2m = xen.frames, xen.p2m

@@ -246,8 +246,6 @@ class DomainList:
         try:
             xen.evtchn.domain_init(d, max_evtchn_port)
             xen.gnttab.domain_init(d, max_grant_frames, max_maptrack_frames)
-            for i in range(max_vcpus):
-                self._vcpu_create(d, i)
             xen.sched.domain_init(d)
         except XenError:
             xen.frames.free_xenheap_pages(d)
@@ -256,12 +254,14 @@ class DomainList:
         xen.trace.emit("domain", domid, -1, "create", (max_vcpus,), None)
         return d
 
-    def _vcpu_create(self, d: Domain, vcpu_id: int) -> VCPU:
-        v = VCPU(d, vcpu_id, self.xen.clock.now)
-        d.vcpus.append(v)
-        # Guests start with event upcalls masked.
-        d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 1
-        return v
+    def vcpus_create(self, d: Domain) -> None:
+        """Create the domain's vCPUs, all down, up to the number it was
+        created with (XEN_DOMCTL_max_vcpus; until then it has none)."""
+        for vcpu_id in range(len(d.vcpus), d.max_vcpus):
+            v = VCPU(d, vcpu_id, self.xen.clock.now)
+            d.vcpus.append(v)
+            # Guests start with event upcalls masked.
+            d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 1
 
     def domain_pause(self, d: Domain) -> None:
         d.pause_count += 1
@@ -300,6 +300,18 @@ class DomainList:
         v.pause_count -= 1
         if v.pause_count == 0:
             self.xen.sched.vcpu_wake(v)
+
+    def vcpu_reset(self, v: VCPU) -> None:
+        """Back to a vCPU never started (vcpu_reset()): down, with no
+        context and no GDT, neither blocked nor polling."""
+        xen = self.xen
+        self.vcpu_pause_nosync(v)
+        xen.descriptor_tables.destroy_gdt(v)
+        xen.sched.vcpu_down(v)
+        xen.sched.end_poll(v)
+        v.context, v.is_initialised = None, False
+        v.pause_flags &= ~VPF_blocked
+        self.vcpu_unpause(v)
 
     def domain_shutdown(self, d: Domain, reason: int) -> None:
         """Stop the domain's vCPUs and tell the control domain why

@@ -61,8 +61,9 @@ class Domctl:
 
     def do_domctl(self, v: "VCPU", op):
         """Xen's order: the structure, its interface version, the domain it
-        names (any command but create and getdomaininfo needs one), then the
-        caller's privilege, and only then the command itself."""
+        names (any command but create and getdomaininfo needs one), then
+        getdomaininfo with its own, wider check (the xenstore domain may
+        ask too), then the caller's privilege, and only then the command."""
         if type(op) is not XenDomctl:
             raise XenError(EFAULT)
         if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION:
@@ -73,22 +74,28 @@ class Domctl:
             d = self.xen.domains.get(op.domain)
             if d is None and cmd != XEN_DOMCTL_getdomaininfo:
                 raise XenError(ESRCH)
+        if cmd == XEN_DOMCTL_getdomaininfo:
+            return self.getdomaininfo(v, op, d)
         self.xen.xsm.priv(v.domain)
         if cmd not in DOMCTL_PAYLOAD:
             raise XenError(ENOSYS)
         payload = DOMCTL_PAYLOAD[cmd]
-        if payload is not None and type(op.u) is not payload and cmd != XEN_DOMCTL_getdomaininfo:
+        if payload is not None and type(op.u) is not payload:
             raise XenError(EFAULT)
         if cmd == XEN_DOMCTL_createdomain:
             return self.createdomain(v, op)
-        if cmd == XEN_DOMCTL_getdomaininfo:
-            return self.getdomaininfo(v, op)
         rc, u = self._ops[cmd](v, d, op.u)
         return rc, op.replace(u=u)
 
     # ------------------------------------------------------------ sub-ops
     def createdomain(self, v: "VCPU", op: XenDomctl):
+        """The id comes first: a taken one is refused before the
+        configuration is looked at, and an id the rover picks is passed
+        over next time even if the domain then cannot be built."""
         cfg: XenDomctlCreatedomain = op.u
+        domains = self.xen.domains
+        dom = op.domain if 0 < op.domain < DOMID_FIRST_RESERVED else 0
+        domid = domains.allocate_domid(dom)
         if cfg.flags & ~_KNOWN_CDF or cfg.flags & _UNAVAILABLE_CDF:
             raise XenError(EINVAL)
         if cfg.grant_opts & ~XEN_DOMCTL_GRANT_version_mask:
@@ -98,9 +105,6 @@ class Domctl:
             raise XenError(EINVAL)
         if cfg.iommu_opts or cfg.vmtrace_size or cfg.max_vcpus < 1:
             raise XenError(EINVAL)
-        domains = self.xen.domains
-        dom = op.domain if 0 < op.domain < DOMID_FIRST_RESERVED else 0
-        domid = domains.allocate_domid(dom)
         d = domains.domain_create(
             domid, cfg.max_vcpus, max_evtchn_port=cfg.max_evtchn_port,
             max_grant_frames=cfg.max_grant_frames,
@@ -109,17 +113,16 @@ class Domctl:
         d.is_xenstore_domain = bool(cfg.flags & XEN_DOMCTL_CDF_xs_domain)
         return 0, op.replace(domain=domid)
 
-    def getdomaininfo(self, v: "VCPU", op: XenDomctl):
+    def getdomaininfo(self, v: "VCPU", op: XenDomctl, d: "Domain | None"):
         """Information on the domain, or when there is none with that id, on
         the next one above it (how toolstacks list domains)."""
-        domains = self.xen.domains
-        d = domains.get(op.domain)
         if d is None:
             if op.domain >= DOMID_FIRST_RESERVED:
                 raise XenError(EINVAL)
-            d = domains.first_from(op.domain)
+            d = self.xen.domains.first_from(op.domain)
             if d is None:
                 raise XenError(ESRCH)
+        self.xen.xsm.xs_priv(v.domain)
         info = self.domain_info(d)
         return 0, op.replace(domain=d.domid, u=info)
 
@@ -179,13 +182,13 @@ class Domctl:
 
     def setvcpucontext(self, v, d, u):
         """Set where a vCPU of another domain starts; VGCF_online in the
-        context's flags brings it up, its absence takes it down."""
+        context's flags brings it up, its absence takes it down. No context
+        at all resets the vCPU."""
         vc = d.vcpu(u.vcpu)
         if d is v.domain or vc is None:
             raise XenError(EINVAL)
         if u.ctxt is None:
-            vc.context, vc.is_initialised = None, False
-            self.xen.sched.vcpu_down(vc)
+            self.xen.domains.vcpu_reset(vc)
             return 0, u
         if type(u.ctxt) is not VcpuGuestContext:
             raise XenError(EFAULT)
@@ -198,9 +201,13 @@ class Domctl:
         return 0, u
 
     def max_vcpus(self, v, d, u):
-        """vCPUs are created with the domain; this only confirms the number."""
+        """Create the vCPUs: the number was fixed at creation and must be
+        given again."""
         if d is v.domain or u.max != d.max_vcpus:
             raise XenError(EINVAL)
+        self.xen.domains.domain_pause(d)
+        self.xen.domains.vcpus_create(d)
+        self.xen.domains.domain_unpause(d)
         return 0, u
 
     def getvcpuinfo(self, v, d, u):

@@ -219,7 +219,7 @@ class EventChannels:
         rchn.remote_dom, rchn.remote_port = ld, lport
         # Notifications sent while the remote port was unbound were dropped;
         # Xen makes up for them by always raising the new local port once.
-        self.set_pending(ld.vcpus[lchn.notify_vcpu_id], lport)
+        self.set_pending(ld, lchn.notify_vcpu_id, lport)
         return 0, EvtchnBindInterdomain(
             remote_dom=op.remote_dom, remote_port=op.remote_port, local_port=lport)
 
@@ -305,9 +305,9 @@ class EventChannels:
         if state == ECS_INTERDOMAIN:
             rd = lchn.remote_dom
             rchn = rd.evtchn.chans[lchn.remote_port]
-            self.set_pending(rd.vcpus[rchn.notify_vcpu_id], lchn.remote_port)
+            self.set_pending(rd, rchn.notify_vcpu_id, lchn.remote_port)
         elif state == ECS_IPI:
-            self.set_pending(ld.vcpus[lchn.notify_vcpu_id], lport)
+            self.set_pending(ld, lchn.notify_vcpu_id, lport)
         elif state != ECS_UNBOUND:  # unbound: silently dropped
             raise XenError(EINVAL)
 
@@ -395,23 +395,27 @@ class EventChannels:
         raise XenError(ENOSYS)
 
     # ------------------------------------------------------------ delivery
-    def set_pending(self, v: "VCPU", port: int) -> None:
-        """evtchn_2l_set_pending() on the shared_info bytes."""
-        d = v.domain
+    def set_pending(self, d: "Domain", vcpu_id: int, port: int) -> None:
+        """evtchn_2l_set_pending() on the shared_info bytes. A domain whose
+        vCPUs are not created yet (before XEN_DOMCTL_max_vcpus) only has
+        the port marked pending; there is no vCPU to tell."""
         info = d.shared_info
         byte = port >> 3
         bit = 1 << (port & 7)
         pos = SHINFO_EVTCHN_PENDING + byte
         old = info[pos]
         if old & bit:
-            self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "pending", port, "already")
+            self.xen.trace.emit("evtchn", d.domid, vcpu_id, "pending", port, "already")
             return
         info[pos] = old | bit
+        v = d.vcpu(vcpu_id)
         if info[SHINFO_EVTCHN_MASK + byte] & bit:
             changed = "pending (masked)"
+        elif v is None:
+            changed = "pending (no vcpu)"
         else:
             changed = "pending" + self._raise_selector(v, port)
-        self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "pending", port, changed)
+        self.xen.trace.emit("evtchn", d.domid, vcpu_id, "pending", port, changed)
         self.xen.sched.wake_pollers(d, port)
 
     def _raise_selector(self, v: "VCPU", port: int) -> str:
@@ -449,8 +453,8 @@ class EventChannels:
         if not info[mpos] & bit:
             return
         info[mpos] &= ~bit & 0xFF
-        if info[SHINFO_EVTCHN_PENDING + byte] & bit:
-            v = d.vcpus[chn.notify_vcpu_id]
+        v = d.vcpu(chn.notify_vcpu_id)
+        if info[SHINFO_EVTCHN_PENDING + byte] & bit and v is not None:
             changed = self._raise_selector(v, port)
             if changed:
                 self.xen.trace.emit("evtchn", d.domid, v.vcpu_id, "unmask", port, changed[1:])
@@ -471,7 +475,7 @@ class EventChannels:
     def send_guest_vcpu_virq(self, v: "VCPU", virq: int) -> None:
         port = v.virq_to_evtchn[virq]
         if port:
-            self.set_pending(v, port)
+            self.set_pending(v.domain, v.vcpu_id, port)
 
     def send_guest_global_virq(self, d: "Domain | None", virq: int) -> None:
         if d is None or not d.vcpus or d.is_dying:
@@ -479,7 +483,7 @@ class EventChannels:
         port = d.vcpus[0].virq_to_evtchn[virq]
         if port:
             chn = d.evtchn.chans[port]
-            self.set_pending(d.vcpus[chn.notify_vcpu_id], port)
+            self.set_pending(d, chn.notify_vcpu_id, port)
 
     def send_global_virq(self, virq: int) -> None:
         d = self.global_virq_handlers.get(virq) or self.xen.hardware_domain
@@ -494,7 +498,7 @@ class EventChannels:
         if port is None:
             return False
         chn = d.evtchn.chans[port]
-        self.set_pending(d.vcpus[chn.notify_vcpu_id], port)
+        self.set_pending(d, chn.notify_vcpu_id, port)
         return True
 
     def set_global_virq_handler(self, d: "Domain", virq: int) -> None:
@@ -526,10 +530,12 @@ class EventChannels:
             for chn in d.evtchn.chans:
                 if chn.state in (ECS_FREE, ECS_RESERVED):
                     continue
-                v = d.vcpus[chn.notify_vcpu_id]
+                v = d.vcpu(chn.notify_vcpu_id)
                 word = chn.port >> 6
-                sel = d.shared_info[v.vcpu_info_offset + VCPUINFO_PENDING_SEL + (word >> 3)]
-                s = int(bool(sel & (1 << (word & 7))))
+                s = 0
+                if v is not None:
+                    sel = d.shared_info[v.vcpu_info_offset + VCPUINFO_PENDING_SEL + (word >> 3)]
+                    s = int(bool(sel & (1 << (word & 7))))
                 lines.append(
                     f"    {chn.port:4d} [{int(self.is_pending(d, chn.port))}/"
                     f"{int(self.is_masked(d, chn.port))}/{s}]: s={chn.state} "

@@ -60,15 +60,17 @@ _PTE = struct.Struct("<512Q")
 # Flags a 64-bit PV guest may set in an entry: present, R/W, user, accessed,
 # dirty, the three available bits, the eleven high available bits and NX.
 # Everything else (write-through, cache-disable, PSE/PAT, global, ...) is
-# refused; an L1 entry may also be global (Xen's base_disallow_mask).
+# refused (Xen's base_disallow_mask). An L1 entry may also be global, but
+# not carry the bit Xen keeps for its own grant mappings (pte bit 62).
 _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL = 0x004, 0x020, 0x040, 0x100
 _PAGE_AVAIL = 0xE00
 _PAGE_AVAIL_HIGH = 0x7FF << 12
+_PAGE_GNTTAB = 1 << 22
 _PAGE_NX = 1 << 23
 _ALLOWED = (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
             | _PAGE_AVAIL | _PAGE_AVAIL_HIGH | _PAGE_NX)
 BASE_DISALLOW_MASK = ~_ALLOWED & 0xFFFFFFFF
-L1_DISALLOW_MASK = BASE_DISALLOW_MASK & ~_PAGE_GLOBAL
+L1_DISALLOW_MASK = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~_PAGE_GLOBAL
 
 
 def pte_flags(entry: int) -> int:
@@ -163,14 +165,14 @@ class FrameTable:
         else:
             d.xenheap_pages += count
 
-    def alloc_domheap_pages(self, d: "Domain", order: int) -> int | None:
-        """Allocate 2^order frames to ``d``; None when the heap has none.
-        Raises when ``d`` may not take them."""
+    def alloc_domheap_pages(self, d: "Domain", order: int, limit: int | None = None) -> int | None:
+        """Allocate 2^order frames to ``d``, below mfn ``limit`` if given;
+        None when the heap has none. Raises when ``d`` may not take them."""
         if d.is_dying:
             raise XenError(EINVAL)
         if d.tot_pages + (1 << order) > d.max_pages:
             raise XenError(E2BIG)
-        mfn = self.heap.alloc(order)
+        mfn = self.heap.alloc(order, limit)
         if mfn is not None:
             self.assign_pages(d, mfn, 1 << order)
         return mfn

@@ -18,7 +18,7 @@ import heapq
 from hv.public.xen import PAGE_SIZE
 
 ZERO_PAGE = bytes(PAGE_SIZE)
-MAX_ORDER = 20
+MAX_ORDER = 18          # x86: CONFIG_PAGEALLOC_MAX_ORDER, 2 * PAGETABLE_ORDER
 
 
 class MachineMemory:
@@ -71,14 +71,18 @@ class PageAllocator:
         self.total_pages = count
         self.free_range(first, count)
 
-    def alloc(self, order: int) -> int | None:
-        """The first frame of a free, aligned block of 2^order frames."""
+    def alloc(self, order: int, limit: int | None = None) -> int | None:
+        """The first frame of a free, aligned block of 2^order frames, all
+        below ``limit`` if one is given (a guest's address-width request)."""
         if not 0 <= order <= self.max_order:
             return None
         for have in range(order, self.max_order + 1):
             mfn = self._take_lowest(have)
-            if mfn is not None:
+            if mfn is None:
+                continue
+            if limit is None or mfn + (1 << order) <= limit:
                 break
+            self._put(mfn, have)    # the lowest of this size is too high
         else:
             return None
         while have > order:  # split, keeping the lower half

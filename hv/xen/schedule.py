@@ -85,7 +85,7 @@ class Scheduler:
             v.pause_flags &= ~VPF_blocked
             # Whatever woke it, a poll ends when the vCPU is unblocked.
             if v.polling:
-                self._end_poll(v)
+                self.end_poll(v)
             self.vcpu_wake(v)
 
     def vcpu_up(self, v: "VCPU") -> None:
@@ -193,7 +193,7 @@ class Scheduler:
         if v.polling:
             self.vcpu_unblock(v)
 
-    def _end_poll(self, v: "VCPU") -> None:
+    def end_poll(self, v: "VCPU") -> None:
         v.polling = False
         v.poll_evtchn = 0
         if v.poll_timer is not None:

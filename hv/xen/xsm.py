@@ -35,6 +35,12 @@ class XSM:
         if not src.is_privileged:
             raise XenError(EPERM)
 
+    @staticmethod
+    def xs_priv(src: "Domain") -> None:
+        """XSM_XS_PRIV: the control domain or the xenstore domain."""
+        if not (src.is_privileged or src.is_xenstore_domain):
+            raise XenError(EPERM)
+
     def dm_priv(self, src: "Domain") -> None:
         """XSM_DM_PRIV: the control domain, or a device model acting for its
         target; there are no device models here."""

@@ -706,10 +706,19 @@ static void memory_h(void)
 
     CONST(XENMEMF_populate_on_demand);
     CONST(XENMEMF_exact_node_request);
-    /* A function-like macro: a few samples of it. */
+    CONST(XENMEMF_vnode);
+    /* Function-like macros: a few samples of each. */
     const_line("XENMEMF_address_bits(12)", (long long)XENMEMF_address_bits(12));
     const_line("XENMEMF_address_bits(32)", (long long)XENMEMF_address_bits(32));
     const_line("XENMEMF_address_bits(52)", (long long)XENMEMF_address_bits(52));
+    const_line("XENMEMF_get_address_bits(0)", (long long)XENMEMF_get_address_bits(0));
+    const_line("XENMEMF_get_address_bits(131872)", (long long)XENMEMF_get_address_bits(131872));
+    const_line("XENMEMF_node(0)", (long long)XENMEMF_node(0));
+    const_line("XENMEMF_node(63)", (long long)XENMEMF_node(63));
+    const_line("XENMEMF_get_node(0)", (long long)XENMEMF_get_node(0));
+    const_line("XENMEMF_get_node(256)", (long long)XENMEMF_get_node(256));
+    const_line("XENMEMF_get_node(131872)", (long long)XENMEMF_get_node(131872));
+    const_line("XENMEMF_exact_node(2)", (long long)XENMEMF_exact_node(2));
 }
 
 static void sched_h(void)

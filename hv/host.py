@@ -29,12 +29,14 @@ class Host:
     def __init__(self, cpus: int = DEFAULT_CPUS, memory: int = DEFAULT_MEMORY,
                  dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
                  cmdline: str = "", dom0_cmdline: str = "console=hvc0",
-                 trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS):
+                 trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS,
+                 debug_build: bool = False):
         _collect_garbage_less_often()
         self.clock = EventLoop()
         self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
                        cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",
-                       trace_capacity=trace_capacity, boot_wallclock_ns=boot_wallclock_ns)
+                       trace_capacity=trace_capacity, boot_wallclock_ns=boot_wallclock_ns,
+                       debug_build=debug_build)
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline)
 

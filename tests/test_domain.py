@@ -6,16 +6,14 @@ import struct
 import pytest
 
 from hv.public.domctl import (
-    XEN_DOMCTL_CDF_hvm, XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_SCHEDOP_getinfo,
-    XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain,
+    XEN_DOMCTL_CDF_hvm, XEN_DOMCTL_SCHEDOP_getinfo,
+    XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_destroydomain,
     XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_irq_permission,
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
     XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked,
     XEN_DOMINF_paused, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
-    XEN_INVALID_MAX_VCPU_ID, XEN_SCHEDULER_CREDIT, XenDomctl, XenDomctlCreatedomain,
-    XenDomctlGetdomaininfo,
-    XenDomctlGetvcpuinfo, XenDomctlIrqPermission, XenDomctlMaxMem, XenDomctlMaxVcpus,
+    XEN_INVALID_MAX_VCPU_ID, XEN_SCHEDULER_CREDIT, XenDomctlGetvcpuinfo, XenDomctlIrqPermission, XenDomctlMaxMem, XenDomctlMaxVcpus,
     XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlSetdomainhandle,
     XenDomctlVcpucontext,
 )
@@ -28,33 +26,14 @@ from hv.public.sched import (
 )
 from hv.public.vcpu import RUNSTATE_offline, RUNSTATE_runnable
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_domctl, HYPERVISOR_sched_op, PAGE_SHIFT, SIF_INITDOMAIN,
+    DOMID_SELF, HYPERVISOR_sched_op, PAGE_SHIFT, SIF_INITDOMAIN,
     SIF_PRIVILEGED, START_INFO_MAGIC, StartInfo, VGCF_online, VcpuGuestContext, VcpuInfo,
 )
 from hv.xen.domain import DOMDYING_dead
 from hv.xen.dom0_build import DOM0_START_INFO_PFN
 
 from tests.conftest import hypercall, make_host
-
-
-def domctl(xen, caller, cmd, domid=0, u=None, version=XEN_DOMCTL_INTERFACE_VERSION):
-    op = XenDomctl(cmd=cmd, interface_version=version, domain=domid, u=u)
-    return hypercall(xen, caller, HYPERVISOR_domctl, op)
-
-
-def create(xen, dom0, domid=0, **kw):
-    kw.setdefault("max_vcpus", 1)
-    kw.setdefault("grant_opts", 1)
-    kw.setdefault("max_grant_frames", -1)
-    kw.setdefault("max_maptrack_frames", -1)
-    rc, out = domctl(xen, dom0, XEN_DOMCTL_createdomain, domid, XenDomctlCreatedomain(**kw))
-    return rc, (out.domain if out is not None else None)
-
-
-def info(xen, dom0, domid) -> XenDomctlGetdomaininfo:
-    rc, out = domctl(xen, dom0, XEN_DOMCTL_getdomaininfo, domid)
-    assert rc == 0
-    return out.u
+from tests.calls import create, domaininfo, domctl
 
 
 # ---------------------------------------------------------------- creation
@@ -83,12 +62,12 @@ def test_createdomain_refuses_what_this_xen_cannot_provide(xen, dom0, field, val
 
 def test_a_new_domain_is_paused_with_vcpus_down_and_no_memory(xen, dom0):
     domid = create(xen, dom0, max_vcpus=3)[1]
-    i = info(xen, dom0, domid)
+    i = domaininfo(xen, dom0, domid)
     assert i.flags & XEN_DOMINF_paused and i.tot_pages == 0 and i.max_pages == 0
     # Its vCPUs come with XEN_DOMCTL_max_vcpus, all down.
     assert i.nr_online_vcpus == 0 and i.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID
     assert domctl(xen, dom0, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=3))[0] == 0
-    i = info(xen, dom0, domid)
+    i = domaininfo(xen, dom0, domid)
     assert i.nr_online_vcpus == 0 and i.max_vcpu_id == 2
     d = xen.domains.get(domid)
     assert [v.runstate for v in d.vcpus] == [RUNSTATE_offline] * 3
@@ -152,9 +131,9 @@ def test_pauses_are_counted(xen, dom0, make_domu):
     assert d.controller_pause_count == 3 and d.vcpus[0].runstate == RUNSTATE_offline
     for _ in range(2):
         domctl(xen, dom0, XEN_DOMCTL_unpausedomain, d.domid)
-    assert info(xen, dom0, d.domid).flags & XEN_DOMINF_paused
+    assert domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_paused
     domctl(xen, dom0, XEN_DOMCTL_unpausedomain, d.domid)
-    assert not info(xen, dom0, d.domid).flags & XEN_DOMINF_paused
+    assert not domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_paused
     assert d.vcpus[0].runstate == RUNSTATE_runnable
     assert domctl(xen, dom0, XEN_DOMCTL_unpausedomain, d.domid)[0] == -EINVAL
 
@@ -182,7 +161,7 @@ def test_a_domain_may_not_pause_or_destroy_itself(xen, dom0):
 def test_shutdown_reasons_show_in_domaininfo_and_xl_letters(xen, dom0, make_domu, reason, letter):
     d = make_domu(16)
     assert hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=reason))[0] == 0
-    i = info(xen, dom0, d.domid)
+    i = domaininfo(xen, dom0, d.domid)
     assert i.flags & XEN_DOMINF_shutdown
     assert (i.flags >> XEN_DOMINF_shutdownshift) & 0xFF == reason
     assert d.state_letters() == f"---s{letter}-"
@@ -201,7 +180,7 @@ def test_resume_undoes_a_suspend(xen, dom0, make_domu):
     hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=SHUTDOWN_suspend))
     assert domctl(xen, dom0, XEN_DOMCTL_resumedomain, d.domid)[0] == 0
     assert not d.is_shut_down and d.vcpus[0].runstate == RUNSTATE_runnable
-    assert not info(xen, dom0, d.domid).flags & XEN_DOMINF_shutdown
+    assert not domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_shutdown
 
 
 # ---------------------------------------------------------------- info
@@ -215,14 +194,14 @@ def test_getdomaininfo_of_a_missing_id_gives_the_next_domain(xen, dom0, make_dom
 
 def test_domaininfo_reports_memory_vcpus_and_blocked_state(xen, dom0, make_domu):
     d = make_domu(32, vcpus=2)
-    i = info(xen, dom0, d.domid)
+    i = domaininfo(xen, dom0, d.domid)
     assert i.tot_pages == 32 * 256 and i.max_pages == 32 * 256 + 256
     assert i.nr_online_vcpus == 1 and i.max_vcpu_id == 1
     assert i.shared_info_frame == d.shared_info_mfn
     assert not i.flags & XEN_DOMINF_blocked
     from hv.public.sched import SCHEDOP_block
     hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_block)
-    assert info(xen, dom0, d.domid).flags & XEN_DOMINF_blocked
+    assert domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_blocked
 
 
 def test_max_mem_sets_the_limit_in_kib(xen, dom0, make_domu):
@@ -279,7 +258,7 @@ def test_setdomainhandle(xen, dom0, make_domu):
     uuid = tuple(range(16))
     assert domctl(xen, dom0, XEN_DOMCTL_setdomainhandle, d.domid,
                   XenDomctlSetdomainhandle(handle=uuid))[0] == 0
-    assert info(xen, dom0, d.domid).handle == uuid
+    assert domaininfo(xen, dom0, d.domid).handle == uuid
 
 
 # ---------------------------------------------------------------- destruction

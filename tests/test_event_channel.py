@@ -36,6 +36,7 @@ from hv.public.xen import (
 )
 from hv.xen.event_channel import ECS_FREE
 from tests.conftest import evtchn, hypercall, ok
+from tests.calls import domctl
 from xl.dombuild import MAX_GRANT_FRAMES, MAX_MAPTRACK_FRAMES, destroy_domain
 
 # A domid nobody has (the fixtures create at most a handful of domains).
@@ -78,11 +79,6 @@ def close(xen, who, port) -> int:
 
 def send(xen, who, port) -> int:
     return evtchn(xen, who, EVTCHNOP_send, EvtchnSend(port=port))[0]
-
-
-def domctl(xen, dom0, cmd, domid, u=None):
-    return hypercall(xen, dom0, HYPERVISOR_domctl, XenDomctl(
-        cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=u))
 
 
 def small_domain(xen, dom0, max_evtchn_port, vcpus=1):

@@ -23,8 +23,7 @@ from hv.public.sched import (
 )
 from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_runnable
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_sched_op,
-    HYPERVISOR_set_timer_op, SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING, SHINFO_VCPU_INFO,
+    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_set_timer_op, SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING, SHINFO_VCPU_INFO,
     VCPU_INFO_SIZE, VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
     VIRQ_DOM_EXC, VIRQ_TIMER, SharedInfo,
 )
@@ -32,16 +31,13 @@ from hv.guest.grant_table import GuestGrantTable
 from hv.xen.domain import VPF_blocked
 from hv.xen.timer import NS_PER_MS
 from tests.conftest import evtchn, hypercall, ok
+from tests.calls import sched
 from xl.dombuild import destroy_domain
 
 MS = NS_PER_MS
 
 
 # ---------------------------------------------------------------- helpers
-def sched(xen, who, cmd, arg=None):
-    return hypercall(xen, who, HYPERVISOR_sched_op, cmd, arg)[0]
-
-
 def set_timer(xen, who, when):
     return hypercall(xen, who, HYPERVISOR_set_timer_op, when)[0]
 
@@ -602,3 +598,30 @@ def test_trace_records_an_unmask_that_raises(xen, dom0, domu, chan):
     records = [(r.kind, r.name, r.domid, r.vcpu, r.args, r.result)
                for r in xen.trace.since(mark) if r.kind == "evtchn"]
     assert records == [("evtchn", "unmask", domu.domid, 0, uport, "sel+upcall")]
+
+
+def test_an_event_for_a_domain_without_vcpus_yet_waits_as_pending(xen, dom0, privcmd):
+    """Between createdomain and max_vcpus a domain has no vCPU to tell: the
+    port goes pending and nothing else, and the event is still there for
+    its vCPU 0 once created."""
+    from hv.public.domctl import XEN_DOMCTL_createdomain, XEN_DOMCTL_max_vcpus
+    from hv.public.domctl import XenDomctlCreatedomain, XenDomctlMaxVcpus
+    from xl.dombuild import _domctl
+    domid = _domctl(privcmd, XEN_DOMCTL_createdomain, 0, XenDomctlCreatedomain(
+        max_vcpus=1, max_evtchn_port=63, max_grant_frames=1, max_maptrack_frames=1,
+        grant_opts=1)).domain
+    d = xen.domains.get(domid)
+    port = ok(evtchn(xen, dom0, EVTCHNOP_alloc_unbound,
+                     EvtchnAllocUnbound(dom=domid, remote_dom=0))).port
+    local = ok(evtchn(xen, dom0, EVTCHNOP_bind_interdomain,
+                      EvtchnBindInterdomain(remote_dom=domid, remote_port=port))).local_port
+    mark = xen.trace.seq
+    assert send(xen, dom0, local) == 0
+    assert evtchn_records(xen, mark) == [(domid, 0, port, "pending (no vcpu)")]
+    _domctl(privcmd, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=1))
+    assert len(d.vcpus) == 1 and xen.evtchn.is_pending(d, port)
+    # Unmasking with the vCPU there now raises its upcall.
+    d.shared_info[SHINFO_EVTCHN_MASK + port // 8] |= 1 << port % 8
+    assert unmask(xen, d, port) == 0
+    assert d.shared_info[SHINFO_VCPU_INFO + VCPUINFO_UPCALL_PENDING] == 1
+    destroy_domain(privcmd, domid)

@@ -8,24 +8,17 @@ from hv.public.grant_table import GNTMAP_host_map, GNTTABOP_map_grant_ref, Gntta
 from hv.public.memory import (
     MEMOP_EXTENT_SHIFT, XENMEM_current_reservation, XENMEM_decrease_reservation,
     XENMEM_increase_reservation, XENMEM_maximum_ram_page, XENMEM_maximum_reservation,
-    XENMEM_populate_physmap, XenMemoryDomain, XenMemoryReservation,
+    XENMEM_populate_physmap, XENMEMF_address_bits, XENMEMF_exact_node, XENMEMF_node,
+    XenMemoryDomain,
 )
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op, HYPERVISOR_mmu_update,
+    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_mmu_update,
     MMU_MACHPHYS_UPDATE, MmuUpdate,
 )
 from hv.guest.grant_table import GuestGrantTable
 
 from tests.conftest import hypercall
-
-
-def memop(xen, d, cmd, arg):
-    return hypercall(xen, d, HYPERVISOR_memory_op, cmd, arg)
-
-
-def reservation(**kw):
-    kw.setdefault("domid", DOMID_SELF)
-    return XenMemoryReservation(**kw)
+from tests.calls import memop, reservation
 
 
 def test_current_and_maximum_reservation(xen, make_domu):
@@ -136,6 +129,42 @@ def test_a_guest_may_not_use_extents_above_its_max_order(xen, make_domu):
     done, _ = memop(xen, d, XENMEM_populate_physmap,
                     reservation(extent_start=(1024,), nr_extents=1, extent_order=10))
     assert done == 0 and d.tot_pages == 3072
+
+
+def test_an_address_width_keeps_every_extent_below_it(xen, dom0, make_domu):
+    """XENMEMF_address_bits(29) on a 1 GiB machine: frames below 512 MiB
+    only; once those run out the request stops, with memory left above."""
+    d = make_domu(16)
+    d.max_pages = 1 << 20
+    limit = 1 << (29 - 12)
+    done, out = memop(xen, dom0, XENMEM_increase_reservation, reservation(
+        extent_start=(0,) * 1024, nr_extents=1024, extent_order=9,
+        mem_flags=XENMEMF_address_bits(29), domid=d.domid))
+    assert 0 < done < 1024
+    assert all(m + 512 <= limit for m in out.extent_start[:done])
+    assert xen.free_pages >= 512
+    more, out = memop(xen, dom0, XENMEM_increase_reservation, reservation(
+        extent_start=(0,), nr_extents=1, extent_order=9, domid=d.domid))
+    assert more == 1 and out.extent_start[0] >= limit
+    # A width at or above the machine's asks nothing.
+    assert memop(xen, dom0, XENMEM_increase_reservation, reservation(
+        extent_start=(0,), nr_extents=1, mem_flags=XENMEMF_address_bits(30), domid=d.domid))[0] == 1
+
+
+def test_only_the_control_domain_chooses_a_numa_node(xen, dom0, make_domu):
+    """This machine is one node, node 0: dom0 may ask for it exactly, gets
+    nothing from an exact node with no memory, and is refused one beyond
+    Xen's 64; a domU's node is only a hint, and asking exactly is refused."""
+    d = make_domu(16)
+    def inc(caller, flags):
+        return memop(xen, caller, XENMEM_increase_reservation, reservation(
+            extent_start=(0,), nr_extents=1, mem_flags=flags, domid=d.domid))[0]
+    assert inc(dom0, XENMEMF_exact_node(0)) == 1
+    assert inc(dom0, XENMEMF_exact_node(3)) == 0
+    assert inc(dom0, XENMEMF_node(64)) == 0
+    assert inc(dom0, XENMEMF_node(3)) == 1
+    assert inc(d, XENMEMF_node(3)) == 1
+    assert inc(d, XENMEMF_exact_node(0)) == 0
 
 
 def test_reservation_ops_report_nothing_done_instead_of_errors(xen, dom0, make_domu):

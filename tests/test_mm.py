@@ -9,7 +9,7 @@ from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM
 from hv.public.xen import (
     DOMID_SELF, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, MMU_MACHPHYS_UPDATE,
     MMU_NORMAL_PT_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_PIN_L1_TABLE,
-    MMUEXT_PIN_L2_TABLE, MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuextOp, MmuUpdate,
+    MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuextOp, MmuUpdate,
 )
 from hv.xen.errors import XenError
 from hv.xen.mm import (
@@ -17,25 +17,8 @@ from hv.xen.mm import (
 )
 
 from tests.conftest import hypercall
+from tests.calls import PRESENT, RW, pin, pte, write_entries
 
-PRESENT, RW = 0x1, 0x2
-
-
-def pte(mfn: int, flags: int = PRESENT) -> int:
-    return (mfn << 12) | flags
-
-
-def write_entries(xen, d, table_mfn, entries):
-    """The guest fills a page it will pin as a table (it is still plain
-    writable memory then)."""
-    page = xen.frames.map_domain_page(d, table_mfn, writable=True)
-    for i, e in entries.items():
-        struct.pack_into("<Q", page, i * 8, e)
-
-
-def pin(xen, d, level, mfn):
-    cmd = {1: MMUEXT_PIN_L1_TABLE, 2: MMUEXT_PIN_L2_TABLE}[level]
-    return hypercall(xen, d, HYPERVISOR_mmuext_op, (MmuextOp(cmd=cmd, arg1=mfn),), DOMID_SELF)
 
 
 def test_every_frame_has_one_owner_and_counts_start_at_one(xen, make_domu):

@@ -11,15 +11,16 @@ from hv.public.domctl import (
 )
 from hv.public.errno import EACCES, EINVAL, ENOSYS, EPERM
 from hv.public.platform import (
-    XENPF_INTERFACE_VERSION, XENPF_settime32, XENPF_settime64, XenPlatformOp, XenpfSettime64,
+    XENPF_settime32,
 )
 from hv.public.xen import (
-    HYPERVISOR_domctl, HYPERVISOR_platform_op, SHINFO_WC_SEC, SharedInfo,
+    HYPERVISOR_domctl, SHINFO_WC_SEC, SharedInfo,
 )
 from hv.xen.hypervisor import BOOT_WALLCLOCK_NS
 from hv.xen.timer import NS_PER_S
 
 from tests.conftest import hypercall
+from tests.calls import settime
 
 BOOT_SEC = BOOT_WALLCLOCK_NS // NS_PER_S
 
@@ -27,13 +28,6 @@ BOOT_SEC = BOOT_WALLCLOCK_NS // NS_PER_S
 def wallclock(d):
     si = SharedInfo.unpack(d.shared_info)
     return si.wc_version, si.wc_sec | si.wc_sec_hi << 32, si.wc_nsec
-
-
-def settime(xen, caller, secs, nsecs=0, system_time=0, mbz=0, cmd=XENPF_settime64,
-            version=XENPF_INTERFACE_VERSION):
-    op = XenPlatformOp(cmd=cmd, interface_version=version, u=XenpfSettime64(
-        secs=secs, nsecs=nsecs, mbz=mbz, system_time=system_time))
-    return hypercall(xen, caller, HYPERVISOR_platform_op, op)[0]
 
 
 def test_every_domain_starts_with_the_boot_wallclock(host, make_domu):

@@ -32,6 +32,11 @@ XENFEAT_hvm_safe_pvclock = 9
 XENFEAT_hvm_pirqs = 10
 XENFEAT_dom0 = 11
 XENFEAT_grant_map_identity = 12       # deprecated in features.h
+XENFEAT_memory_op_vnode_supported = 13
+XENFEAT_ARM_SMCCC_supported = 14
+XENFEAT_linux_rsdp_unrestricted = 15
+XENFEAT_not_direct_mapped = 16
+XENFEAT_direct_mapped = 17
 XENFEAT_NR_SUBMAPS = 1
 
 

@@ -3,9 +3,11 @@
 Xen's own messages go to the console ring that `xl dmesg` reads, each line
 prefixed "(XEN) ". The hardware domain's console_io output goes straight to
 the physical console (the serial line), as it does on Xen; another domain
-allowed to use console_io has its lines prefixed "(dN) " and put in the ring.
-Input typed on the physical console waits in a buffer for dom0 to read with
-CONSOLEIO_read, announced by VIRQ_CONSOLE.
+(in a debug build of Xen, any domain) has its lines prefixed "(dN) " and put
+in the ring.
+Input typed on the physical console waits in a 128-byte ring for dom0 to
+read with CONSOLEIO_read, announced by VIRQ_CONSOLE; what does not fit is
+lost, as on Xen.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from hv.public.errno import EFAULT, ENOSYS
+from hv.public.errno import E2BIG, EFAULT, ENOSYS
 from hv.public.xen import CONSOLEIO_read, CONSOLEIO_write, VIRQ_CONSOLE
 from hv.xen.errors import XenError
 
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
 
 CONRING_SIZE = 16384
 SERIAL_KEEP = 64 * 1024
+SERIAL_RX_SIZE = 128
+# Xen copies a guest's output in chunks the size of its buffer less one.
+WRITE_CHUNK = 127
+# A domain's unfinished line is written out, with the chunk that would
+# take it to this size, rather than kept (DOMAIN_PBUF_SIZE).
+DOMAIN_PBUF_SIZE = 200
+INT_MAX = (1 << 31) - 1
+# isprint() in Xen's ctype: ASCII's printable characters and Latin-1's.
+PRINTABLE = frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100)) | {0x09}
 
 
 class Console:
@@ -55,18 +66,42 @@ class Console:
         if overflow > 0:
             del self.serial[:overflow]
 
-    def guest_console_write(self, d: "Domain", data: bytes) -> None:
-        if d.is_hardware_domain:
-            self.serial_puts(data)
-            return
-        # Other domains: printable characters only, a line at a time.
-        buf = self._partial.setdefault(d.domid, bytearray())
-        for c in data:
+    def guest_console_write(self, d: "Domain", buf, count: int) -> None:
+        """Copy the guest's bytes a chunk at a time; a chunk that is not
+        there faults, the chunks before it having been written."""
+        pos = 0
+        while count > 0:
+            kcount = min(count, WRITE_CHUNK)
+            if not isinstance(buf, (bytes, bytearray)) or len(buf) < pos + kcount:
+                raise XenError(EFAULT)
+            chunk = buf[pos:pos + kcount]
+            if d.is_hardware_domain:
+                self.serial_puts(bytes(chunk))
+            else:
+                kcount = self._guest_line(d, chunk)
+            pos += kcount
+            count -= kcount
+
+    def _guest_line(self, d: "Domain", chunk) -> int:
+        """Another domain's output: printable characters only, a line at a
+        time, up to its first newline. Returns how much it took."""
+        kept = bytearray()
+        used = 0
+        newline = False
+        for c in chunk:
+            used += 1
             if c == 0x0A:
-                self._conring_puts(b"(d%d) " % d.domid + bytes(buf) + b"\n")
-                buf.clear()
-            elif 0x20 <= c < 0x7F or c == 0x09:
-                buf.append(c)
+                newline = True
+                break
+            if c in PRINTABLE:
+                kept.append(c)
+        line = self._partial.setdefault(d.domid, bytearray())
+        if not newline and len(line) + len(kept) < DOMAIN_PBUF_SIZE - 1:
+            line += kept
+        else:
+            self._conring_puts(b"(d%d) " % d.domid + bytes(line) + bytes(kept) + b"\n")
+            line.clear()
+        return used
 
     def domain_destroy(self, d: "Domain") -> None:
         """A domain's unfinished line goes with it (a new domain may get its id)."""
@@ -84,23 +119,25 @@ class Console:
 
     # ------------------------------------------------------------ input
     def feed_input(self, data: bytes) -> None:
-        """Keystrokes on the physical console, for dom0."""
-        self._input.extend(data)
+        """Keystrokes on the physical console, for dom0. Dom0 is told even
+        when the ring is full, so that it reads and makes room."""
+        room = SERIAL_RX_SIZE - len(self._input)
+        self._input.extend(data[:max(room, 0)])
         self.xen.evtchn.send_global_virq(VIRQ_CONSOLE)
 
     # ------------------------------------------------------------ hypercall
     def do_console_io(self, v: "VCPU", cmd: int, count, buf):
         d = v.domain
-        self.xen.xsm.console_io(d)
+        self.xen.xsm.console_io(d, cmd)
         if cmd not in (CONSOLEIO_write, CONSOLEIO_read):
             raise XenError(ENOSYS)
         if not isinstance(count, int) or count < 0:
             raise XenError(EFAULT)
         if cmd == CONSOLEIO_write:
-            if not isinstance(buf, (bytes, bytearray)) or len(buf) < count:
-                raise XenError(EFAULT)
-            self.guest_console_write(d, bytes(buf[:count]))
+            self.guest_console_write(d, buf, count)
             return 0, None
+        if count > INT_MAX:     # the count read must fit the return value
+            raise XenError(E2BIG)
         n = min(count, len(self._input))
         data = bytes(self._input.popleft() for _ in range(n))
         return n, data

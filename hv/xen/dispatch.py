@@ -11,6 +11,14 @@ from hv.public.errno import EFAULT, ENOSYS
 from hv.xen.errors import XenError
 
 
+def copy_from_guest(arg, arg_type: type):
+    """The argument as the structure it must be, or -EFAULT: for handlers
+    that check something else first, as Xen's do before copying."""
+    if type(arg) is not arg_type:
+        raise XenError(EFAULT)
+    return arg
+
+
 class SubOps:
     def __init__(self, table: dict[int, tuple[Callable, type | None]]):
         self._table = table
@@ -22,8 +30,8 @@ class SubOps:
         if entry is None:
             raise XenError(ENOSYS)
         handler, arg_type = entry
-        if arg_type is not None and type(arg) is not arg_type:
-            raise XenError(EFAULT)
+        if arg_type is not None:
+            copy_from_guest(arg, arg_type)
         return handler
 
     def __contains__(self, cmd) -> bool:

@@ -47,7 +47,8 @@ class VCPU:
         "virq_to_evtchn", "poll_evtchn", "polling",
         "is_initialised", "context", "runstate", "state_entry_time",
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
-        "singleshot_timer", "periodic_period", "poll_timer", "gdt_frames", "gdt_ents",
+        "singleshot_timer", "periodic_timer", "periodic_period", "periodic_last_event",
+        "poll_timer", "gdt_frames", "gdt_ents",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -68,7 +69,9 @@ class VCPU:
         self.is_running = False
         self.vcpu_info_offset = SHINFO_VCPU_INFO + vcpu_id * VCPU_INFO_SIZE
         self.singleshot_timer = None
+        self.periodic_timer = None
         self.periodic_period = 0
+        self.periodic_last_event = 0
         self.poll_timer = None
         self.gdt_frames: tuple[int, ...] = ()
         self.gdt_ents = 0

@@ -20,10 +20,11 @@ from hv.public.domctl import (
     XEN_DOMINF_xs_domain, XEN_INVALID_MAX_VCPU_ID, XenDomctl, XenDomctlCreatedomain,
     XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo,
 )
-from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS, ESRCH
+from hv.public.errno import EACCES, EINVAL, ENOSYS, ESRCH
 from hv.public.vcpu import RUNSTATE_running
 from hv.public.xen import DOMID_FIRST_RESERVED, PAGE_SHIFT, VGCF_online, VcpuGuestContext
 from hv.xen.domain import DOMDYING_dead, VPF_blocked, VPF_down
+from hv.xen.dispatch import copy_from_guest
 from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
@@ -64,8 +65,7 @@ class Domctl:
         names (any command but create and getdomaininfo needs one), then
         getdomaininfo with its own, wider check (the xenstore domain may
         ask too), then the caller's privilege, and only then the command."""
-        if type(op) is not XenDomctl:
-            raise XenError(EFAULT)
+        copy_from_guest(op, XenDomctl)
         if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION:
             raise XenError(EACCES)
         cmd = op.cmd
@@ -80,8 +80,8 @@ class Domctl:
         if cmd not in DOMCTL_PAYLOAD:
             raise XenError(ENOSYS)
         payload = DOMCTL_PAYLOAD[cmd]
-        if payload is not None and type(op.u) is not payload:
-            raise XenError(EFAULT)
+        if payload is not None:
+            copy_from_guest(op.u, payload)
         if cmd == XEN_DOMCTL_createdomain:
             return self.createdomain(v, op)
         rc, u = self._ops[cmd](v, d, op.u)
@@ -190,9 +190,7 @@ class Domctl:
         if u.ctxt is None:
             self.xen.domains.vcpu_reset(vc)
             return 0, u
-        if type(u.ctxt) is not VcpuGuestContext:
-            raise XenError(EFAULT)
-        vc.context = u.ctxt
+        vc.context = copy_from_guest(u.ctxt, VcpuGuestContext)
         vc.is_initialised = True
         if u.ctxt.flags & VGCF_online:
             self.xen.sched.vcpu_up(vc)

@@ -39,7 +39,9 @@ BOOT_WALLCLOCK_NS = 1_767_225_600 * 1_000_000_000
 class Xen:
     def __init__(self, clock: EventLoop, nr_cpus: int = 4, memory_bytes: int = 16 * GiB,
                  cmdline: str = "", trace_capacity: int = 65536,
-                 boot_wallclock_ns: int = BOOT_WALLCLOCK_NS):
+                 boot_wallclock_ns: int = BOOT_WALLCLOCK_NS, debug_build: bool = False):
+        """``debug_build`` is a Xen built with CONFIG_VERBOSE_DEBUG, where any
+        guest may write to the hypervisor console."""
         if nr_cpus < 1:
             raise ValueError("a host needs at least one CPU")
         if memory_bytes < 2 * XEN_RESERVED_BYTES:
@@ -57,7 +59,7 @@ class Xen:
         self.frames.validate_segdesc = validate_segdesc_page
         self.p2m = P2M(self.frames)
         self.trace = TraceBuffer(clock, trace_capacity)
-        self.xsm = XSM()
+        self.xsm = XSM(verbose_debug=debug_build)
         self.time = Time(self, boot_wallclock_ns)
         self.console = Console(self)
         self.domains = DomainList(self)

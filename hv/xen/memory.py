@@ -21,6 +21,7 @@ from hv.public.memory import (
 )
 from hv.public.xen import PAGE_SHIFT
 from hv.public.xen import SharedInfo
+from hv.xen.dispatch import copy_from_guest
 from hv.xen.errors import XenError
 from hv.xen.mm import DOMHEAP
 from hv.xen.page_alloc import MAX_ORDER
@@ -81,8 +82,7 @@ class Memory:
         if op in (XENMEM_current_reservation, XENMEM_maximum_reservation, XENMEM_maximum_gpfn):
             if start_extent:
                 raise XenError(EINVAL)
-            if type(arg) is not XenMemoryDomain:
-                raise XenError(EFAULT)
+            copy_from_guest(arg, XenMemoryDomain)
             d = self.xen.domains.by_any_id(v.domain, arg.domid)
             if d is None:
                 raise XenError(ESRCH)

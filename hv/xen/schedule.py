@@ -17,7 +17,7 @@ from hv.public.sched import (
 from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable
 from hv.public.xen import VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
 from hv.xen.domain import SHUTDOWN_CODE_INVALID, VPF_blocked, VPF_down
-from hv.xen.dispatch import SubOps
+from hv.xen.dispatch import SubOps, copy_from_guest
 from hv.xen.errors import XenError
 from hv.xen.sched_credit import CreditScheduler
 from hv.xen.timer import NS_PER_MS, NS_PER_S
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 NR_DOMAIN_WATCHDOG_TIMERS = 2
 # A set_timer_op deadline this far ahead (about 13 days) is taken for a
 # wrapped value; Xen fires the timer in 100 ms instead.
-STIME_DELTA_MAX = 1 << 50
+SET_TIMER_OP_MAX_AHEAD = 1 << 50
 
 
 class Scheduler:
@@ -44,7 +44,7 @@ class Scheduler:
             SCHEDOP_poll: (self.sched_poll, SchedPoll),
             SCHEDOP_remote_shutdown: (self.sched_remote_shutdown, SchedRemoteShutdown),
             SCHEDOP_watchdog: (self.sched_watchdog, SchedWatchdog),
-            SCHEDOP_pin_override: (self.sched_pin_override, SchedPinOverride),
+            SCHEDOP_pin_override: (self.sched_pin_override, None),
         })
 
     # ------------------------------------------------------------ per domain
@@ -56,10 +56,10 @@ class Scheduler:
     def domain_kill(self, d: "Domain") -> None:
         """A dying domain's timers stop: none of its code runs again."""
         for v in d.vcpus:
-            for timer in (v.singleshot_timer, v.poll_timer):
+            for timer in (v.singleshot_timer, v.periodic_timer, v.poll_timer):
                 if timer is not None:
                     timer.cancel()
-            v.singleshot_timer = v.poll_timer = None
+            v.singleshot_timer = v.periodic_timer = v.poll_timer = None
         for timer in d.watchdog_timers:
             if timer is not None:
                 timer.cancel()
@@ -145,9 +145,10 @@ class Scheduler:
         self.xen.domains.domain_shutdown(d, arg.reason & 0xFF)
         return 0
 
-    def sched_pin_override(self, v: "VCPU", arg: SchedPinOverride) -> int:
+    def sched_pin_override(self, v: "VCPU", arg) -> int:
         if not v.domain.is_hardware_domain:
             raise XenError(EPERM)
+        arg = copy_from_guest(arg, SchedPinOverride)
         if arg.pcpu >= self.xen.nr_cpus:
             raise XenError(EINVAL)
         return 0
@@ -249,7 +250,7 @@ class Scheduler:
             self.set_singleshot(v, None)
             return 0
         now = self.xen.clock.now
-        if timeout < 0 or timeout - now >= STIME_DELTA_MAX:
+        if timeout < 0 or timeout - now >= SET_TIMER_OP_MAX_AHEAD:
             timeout = now + 100 * NS_PER_MS
         self.set_singleshot(v, timeout)
         return 0
@@ -266,6 +267,32 @@ class Scheduler:
     def _singleshot_fired(self, v: "VCPU") -> None:
         v.singleshot_timer = None
         self.send_timer_event(v)
+
+    def set_periodic(self, v: "VCPU", period: int) -> None:
+        """A VIRQ_TIMER every ``period`` ns, 0 for none
+        (vcpu_set_periodic_timer()). A period already over since the last
+        periodic event sends one at once."""
+        if v.periodic_timer is not None:
+            v.periodic_timer.cancel()
+            v.periodic_timer = None
+        v.periodic_period = period
+        if period:
+            self._periodic_work(v)
+
+    def _periodic_work(self, v: "VCPU") -> None:
+        """vcpu_periodic_timer_work(): send the event if it is due, then
+        arm the timer for the next."""
+        now = self.xen.clock.now
+        due = v.periodic_last_event + v.periodic_period
+        if now >= due:
+            self.send_timer_event(v)
+            v.periodic_last_event = now
+            due = now + v.periodic_period
+        v.periodic_timer = self.xen.clock.schedule(due, self._periodic_fired, v)
+
+    def _periodic_fired(self, v: "VCPU") -> None:
+        v.periodic_timer = None
+        self._periodic_work(v)
 
     def send_timer_event(self, v: "VCPU") -> None:
         self.xen.evtchn.send_guest_vcpu_virq(v, VIRQ_TIMER)

@@ -18,6 +18,7 @@ from hv.public.platform import XENPF_INTERFACE_VERSION, XENPF_settime64, XenPlat
 from hv.public.xen import (
     DOMID_XEN, SHINFO_WC_NSEC, SHINFO_WC_SEC, SHINFO_WC_SEC_HI, SHINFO_WC_VERSION,
 )
+from hv.xen.dispatch import copy_from_guest
 from hv.xen.errors import XenError
 from hv.xen.timer import NS_PER_S
 
@@ -56,8 +57,10 @@ class Time:
         _U32.pack_into(info, SHINFO_WC_VERSION, version_update_end(version))
 
     def do_settime(self, secs: int, nsecs: int, system_time_base: int) -> None:
-        """The clock reads secs.nsecs when system time is system_time_base."""
-        self.wc_sec, self.wc_nsec = divmod(secs * NS_PER_S + nsecs - system_time_base, NS_PER_S)
+        """The clock reads secs.nsecs when system time is system_time_base.
+        Xen does this sum in unsigned 64 bits: a base past the time wraps."""
+        since_boot = (secs * NS_PER_S + nsecs - system_time_base) & 0xFFFFFFFFFFFFFFFF
+        self.wc_sec, self.wc_nsec = divmod(since_boot, NS_PER_S)
         for d in self.xen.domains:
             if d.shared_info is not None:
                 self.update_domain_wallclock_time(d)
@@ -68,8 +71,7 @@ class Time:
         self.update_domain_wallclock_time(d)
 
     def do_platform_op(self, v: "VCPU", op):
-        if type(op) is not XenPlatformOp:
-            raise XenError(EFAULT)
+        copy_from_guest(op, XenPlatformOp)
         if op.interface_version != XENPF_INTERFACE_VERSION:
             raise XenError(EACCES)
         self.xen.xsm.priv(v.domain)

@@ -15,6 +15,8 @@ from typing import Any, Callable
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
+# The longest interval Xen's timers take (include/xen/time.h).
+STIME_DELTA_MAX = (1 << 62) - 1
 
 
 class Timer:

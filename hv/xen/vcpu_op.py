@@ -15,10 +15,9 @@ from hv.public.vcpu import (
 )
 from hv.public.xen import VcpuGuestContext
 from hv.xen.domain import VPF_down
-from hv.xen.dispatch import SubOps
+from hv.xen.dispatch import SubOps, copy_from_guest
 from hv.xen.errors import XenError
-from hv.xen.schedule import STIME_DELTA_MAX
-from hv.xen.timer import NS_PER_MS
+from hv.xen.timer import NS_PER_MS, STIME_DELTA_MAX
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -36,7 +35,7 @@ class VcpuOps:
             VCPUOP_get_runstate_info: (self.vcpu_get_runstate_info, None),
             VCPUOP_set_periodic_timer: (self.vcpu_set_periodic_timer, VcpuSetPeriodicTimer),
             VCPUOP_stop_periodic_timer: (self.vcpu_stop_periodic_timer, None),
-            VCPUOP_set_singleshot_timer: (self.vcpu_set_singleshot_timer, VcpuSetSingleshotTimer),
+            VCPUOP_set_singleshot_timer: (self.vcpu_set_singleshot_timer, None),
             VCPUOP_stop_singleshot_timer: (self.vcpu_stop_singleshot_timer, None),
         })
 
@@ -83,16 +82,17 @@ class VcpuOps:
     def vcpu_set_periodic_timer(self, current, v: "VCPU", arg: VcpuSetPeriodicTimer):
         if arg.period_ns < NS_PER_MS or arg.period_ns > STIME_DELTA_MAX:
             raise XenError(EINVAL)
-        v.periodic_period = arg.period_ns
+        self.xen.sched.set_periodic(v, arg.period_ns)
         return 0, arg
 
     def vcpu_stop_periodic_timer(self, current, v: "VCPU", arg):
-        v.periodic_period = 0
+        self.xen.sched.set_periodic(v, 0)
         return 0, arg
 
-    def vcpu_set_singleshot_timer(self, current, v: "VCPU", arg: VcpuSetSingleshotTimer):
+    def vcpu_set_singleshot_timer(self, current, v: "VCPU", arg):
         if v is not current:
             raise XenError(EINVAL)
+        arg = copy_from_guest(arg, VcpuSetSingleshotTimer)
         sched = self.xen.sched
         if arg.timeout_abs_ns < self.xen.clock.now:
             sched.set_singleshot(v, None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.version import (
-    XENFEAT_dom0, XENFEAT_gnttab_map_avail_bits, XENFEAT_highmem_assist,
+    XENFEAT_direct_mapped, XENFEAT_dom0, XENFEAT_gnttab_map_avail_bits,
+    XENFEAT_highmem_assist, XENFEAT_memory_op_vnode_supported,
     XENFEAT_mmu_pt_update_preserve_ad, XENVER_capabilities, XENVER_changeset,
     XENVER_commandline, XENVER_compile_info, XENVER_extraversion,
     XENVER_get_features, XENVER_guest_handle, XENVER_pagesize,
@@ -14,7 +15,9 @@ from hv.public.version import (
     XenExtraversion, XenFeatureInfo, XenPlatformParameters,
 )
 from hv.public.xen import PAGE_SIZE
+from hv.public.errno import EINVAL
 from hv.xen.dispatch import SubOps
+from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -75,15 +78,20 @@ class Version:
         return 0, XenPlatformParameters(virt_start=HYPERVISOR_VIRT_START)
 
     def _get_features(self, v, arg: XenFeatureInfo):
-        submap = 0
-        if arg.submap_idx == 0:
-            submap = ((1 << XENFEAT_mmu_pt_update_preserve_ad) | (1 << XENFEAT_highmem_assist)
-                      | (1 << XENFEAT_gnttab_map_avail_bits))
-            if v.domain.is_hardware_domain:
-                submap |= 1 << XENFEAT_dom0
-        return 0, XenFeatureInfo(submap_idx=arg.submap_idx, submap=submap)
+        """What a PV guest on x86 is told (there is one submap). A PV
+        guest's memory is machine memory: it is "direct mapped"."""
+        if arg.submap_idx != 0:
+            raise XenError(EINVAL)
+        submap = ((1 << XENFEAT_memory_op_vnode_supported)
+                  | (1 << XENFEAT_mmu_pt_update_preserve_ad) | (1 << XENFEAT_highmem_assist)
+                  | (1 << XENFEAT_gnttab_map_avail_bits) | (1 << XENFEAT_direct_mapped))
+        if v.domain.is_hardware_domain:
+            submap |= 1 << XENFEAT_dom0
+        return 0, XenFeatureInfo(submap_idx=0, submap=submap)
 
     def _pagesize(self, v, arg):
+        if arg is not None:
+            raise XenError(EINVAL)
         return PAGE_SIZE, None
 
     def _guest_handle(self, v, arg):

@@ -848,6 +848,11 @@ static void version_h(void)
     CONST(XENFEAT_hvm_pirqs);
     CONST(XENFEAT_dom0);
     /* XENFEAT_grant_map_identity (12) is commented out in features.h. */
+    CONST(XENFEAT_memory_op_vnode_supported);
+    CONST(XENFEAT_ARM_SMCCC_supported);
+    CONST(XENFEAT_linux_rsdp_unrestricted);
+    CONST(XENFEAT_not_direct_mapped);
+    CONST(XENFEAT_direct_mapped);
     CONST(XENFEAT_NR_SUBMAPS);
 }
 

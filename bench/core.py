@@ -12,6 +12,7 @@ Figures (aims from the project's plan):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -144,8 +145,14 @@ print(json.dumps({{"rss_mib": rss / 1024, "domains": len(host.xen.domains) - 1,
 
 def repeat(fn, n: int, times: int) -> tuple[float, float, float]:
     """Median, lowest and highest rate of ``times`` runs: a shared machine's
-    noise shows as spread, and the median stands against it."""
-    rates = [fn(n) for _ in range(times)]
+    noise shows as spread, and the median stands against it. Each run
+    starts with the machines of the runs before it collected: they are
+    cyclic garbage, and left in place every collection during the next run
+    would walk them."""
+    rates = []
+    for _ in range(times):
+        gc.collect()
+        rates.append(fn(n))
     return statistics.median(rates), min(rates), max(rates)
 
 

@@ -408,7 +408,8 @@ class EventChannels:
             self.xen.trace.emit("evtchn", d.domid, vcpu_id, "pending", port, "already")
             return
         info[pos] = old | bit
-        v = d.vcpu(vcpu_id)
+        vcpus = d.vcpus
+        v = vcpus[vcpu_id] if vcpu_id < len(vcpus) else None
         if info[SHINFO_EVTCHN_MASK + byte] & bit:
             changed = "pending (masked)"
         elif v is None:

@@ -165,24 +165,26 @@ class GrantTables:
             GNTTABOP_query_size: (self.gnttab_query_size, GnttabQuerySize, False),
             GNTTABOP_get_version: (self.gnttab_get_version, GnttabGetVersion, False),
         }
-        self._ops = SubOps({cmd: (handler, None) for cmd, (handler, _, _) in shapes.items()})
-        self._shapes = {cmd: (op_type, batched) for cmd, (_, op_type, batched) in shapes.items()}
+        # The table finds a sub-op's whole shape; its array is checked here.
+        self._ops = SubOps({cmd: (shape, None) for cmd, shape in shapes.items()})
 
     # ------------------------------------------------------------ dispatch
     def do_grant_table_op(self, v: "VCPU", cmd: int, uops):
         """``uops`` is the guest's array of op structures; each comes back
         with its status. Returns (rc, ops as Xen leaves them)."""
-        handler = self._ops.lookup(cmd, None)
-        op_type, batched = self._shapes[cmd]
+        handler, op_type, batched = self._ops.lookup(cmd, None)
         if not isinstance(uops, (tuple, list)):
             raise XenError(EFAULT)
+        if len(uops) == 1:          # the usual case, quickly
+            op = uops[0]
+            if type(op) is not op_type:
+                raise XenError(EFAULT)
+            return 0, (handler(v, op),)
         for op in uops:
             if type(op) is not op_type:
                 raise XenError(EFAULT)
-        if not batched and len(uops) != 1:
+        if not batched:
             raise XenError(EINVAL)
-        if len(uops) == 1:
-            return 0, (handler(v, uops[0]),)
         return 0, tuple([handler(v, op) for op in uops])
 
     # ------------------------------------------------------------ per domain
@@ -309,11 +311,10 @@ class GrantTables:
             return GNTST_general_error, None, False
         took_ref = False
         if not act.pin or (not readonly and not act.pin & GNTPIN_write_mask):
-            status = self._set_status(gt, ref, act, readonly, ldomid, mapping)
+            status, frame = self._set_status(gt, ref, act, readonly, ldomid, mapping)
             if status != GNTST_okay:
                 return status, None, False
             if not act.pin:
-                frame = gt.entry(ref)[2]
                 if not self.xen.frames.get_page(frame, rd):   # PV: the frame is an mfn
                     self._reduce_status_for_pin(gt, ref, act, readonly)
                     return GNTST_bad_page, None, False
@@ -331,17 +332,19 @@ class GrantTables:
             gt.active.pop(ref, None)
 
     def _set_status(self, rgt: GrantTable, ref: int, act: ActiveEntry, readonly: bool,
-                    ldomid: int, mapping: bool) -> int:
+                    ldomid: int, mapping: bool) -> tuple[int, int]:
         """Check the granter's entry allows ``ldomid`` in and mark it in use
-        (_set_status_v1())."""
-        flags, domid, _ = rgt.entry(ref)
+        (_set_status_v1()). Returns (status, the entry's frame)."""
+        page = rgt.pages[ref // GRANT_ENTRIES_PER_PAGE_V1]
+        off = (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8
+        flags, domid, frame = _ENTRY.unpack_from(page, off)
         mask = GTF_type_mask | (GTF_sub_page if mapping else 0)
         if not act.pin and ((flags & mask) != GTF_permit_access or domid != ldomid):
-            return GNTST_general_error
+            return GNTST_general_error, 0
         if not readonly and flags & GTF_readonly:
-            return GNTST_general_error
-        rgt.set_flags(ref, GTF_reading | (0 if readonly else GTF_writing))
-        return GNTST_okay
+            return GNTST_general_error, 0
+        _FLAGS.pack_into(page, off, flags | GTF_reading | (0 if readonly else GTF_writing))
+        return GNTST_okay, frame
 
     @staticmethod
     def _reduce_status_for_pin(rgt: GrantTable, ref: int, act: ActiveEntry, readonly: bool) -> None:

@@ -79,7 +79,8 @@ def call_name(nr: int, args: tuple) -> str:
 class Hypercall(NamedTuple):
     name: str
     fn: Callable
-    nargs: tuple[int, int]       # least and most arguments after the vCPU
+    min_args: int                # arguments after the vCPU
+    max_args: int
 
 
 class HypercallTable:
@@ -103,7 +104,7 @@ class HypercallTable:
             HYPERVISOR_domctl: (self.do_domctl, (1, 1)),
         }
         self.table: dict[int, Hypercall] = {
-            nr: Hypercall(HYPERCALL_NAMES[nr], fn, nargs) for nr, (fn, nargs) in entries.items()
+            nr: Hypercall(HYPERCALL_NAMES[nr], fn, *nargs) for nr, (fn, nargs) in entries.items()
         }
 
     def call(self, v: "VCPU", nr: int, *args) -> tuple[int, Any]:
@@ -127,13 +128,15 @@ class HypercallTable:
             trace.append(record)
         if entry is None:
             rc, out = -ENOSYS, None
-        elif not entry.nargs[0] <= len(args) <= entry.nargs[1]:
-            rc, out = -EFAULT, None
         else:
-            try:
-                rc, out = entry.fn(v, *args)
-            except XenError as e:
-                rc, out = -e.errno, None
+            _, fn, least, most = entry
+            if not least <= len(args) <= most:
+                rc, out = -EFAULT, None
+            else:
+                try:
+                    rc, out = fn(v, *args)
+                except XenError as e:
+                    rc, out = -e.errno, None
         if record is not None:
             record[7] = rc
             record[8] = out

@@ -193,8 +193,8 @@ class FrameTable:
     # ------------------------------------------------------------ references
     def get_page(self, mfn: int, d: "Domain") -> bool:
         """Take a reference on a frame ``d`` owns (get_page())."""
-        hit = self.m2p.get(mfn)
-        if hit is None or hit[1][0] is not d:
+        run = self.m2p.find(mfn)
+        if run is None or run.tag[0] is not d:
             return False
         self._count[mfn] = self._count.get(mfn, 1) + 1
         return True
@@ -311,6 +311,10 @@ class FrameTable:
     def set_m2p(self, mfn: int, count: int, gpfn: int | None) -> None:
         """Point frames at gpfns from ``gpfn`` on (or at none), keeping each
         frame's owner and pool: the one writer of the M2P's values."""
+        run = self.m2p.find(mfn)
+        if run is not None and mfn + count <= run.start + run.length:   # the usual case
+            self.m2p.set(mfn, count, gpfn, run.tag)
+            return
         for run in list(self.m2p.runs(mfn, mfn + count)):
             value = None if gpfn is None else gpfn + (run.start - mfn)
             self.m2p.set(run.start, run.length, value, run.tag)

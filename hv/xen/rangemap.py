@@ -60,8 +60,9 @@ class RangeMap:
 
     def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
         """The runs overlapping [start, end), clipped to it."""
-        i = max(0, bisect_right(self._starts, start) - 1)
-        for run in self._runs[i:]:
+        runs = self._runs
+        for i in range(max(0, bisect_right(self._starts, start) - 1), len(runs)):
+            run = runs[i]
             if end is not None and run.start >= end:
                 break
             if run.end <= start:

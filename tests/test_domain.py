@@ -215,10 +215,24 @@ def test_max_mem_sets_the_limit_in_kib(xen, dom0, make_domu):
     assert done == 0
 
 
-def test_max_vcpus_only_confirms_the_number_given_at_creation(xen, dom0, make_domu):
+def test_max_vcpus_must_repeat_the_number_given_at_creation(xen, dom0, make_domu):
     d = make_domu(16, vcpus=2)
+    v0 = d.vcpus[0]
     assert domctl(xen, dom0, XEN_DOMCTL_max_vcpus, d.domid, XenDomctlMaxVcpus(max=2))[0] == 0
+    assert d.vcpus[0] is v0 and len(d.vcpus) == 2        # made once, kept
     assert domctl(xen, dom0, XEN_DOMCTL_max_vcpus, d.domid, XenDomctlMaxVcpus(max=4))[0] == -EINVAL
+
+
+def test_vcpus_made_after_a_shutdown_are_paused_for_it(xen, dom0):
+    domid = create(xen, dom0, max_vcpus=2)[1]
+    req = SchedRemoteShutdown(domain_id=domid, reason=SHUTDOWN_suspend)
+    assert hypercall(xen, dom0, HYPERVISOR_sched_op, SCHEDOP_remote_shutdown, req)[0] == 0
+    assert domctl(xen, dom0, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=2))[0] == 0
+    assert domctl(xen, dom0, XEN_DOMCTL_setvcpucontext, domid, XenDomctlVcpucontext(
+        vcpu=0, ctxt=VcpuGuestContext(flags=VGCF_online)))[0] == 0
+    assert domctl(xen, dom0, XEN_DOMCTL_unpausedomain, domid)[0] == 0
+    v = xen.domains.get(domid).vcpus[0]
+    assert v.paused_for_shutdown and not v.runnable and v.runstate == RUNSTATE_offline
 
 
 def test_setvcpucontext_brings_a_vcpu_online(xen, dom0, make_domu):

@@ -72,6 +72,7 @@ from hv.public.memory import (
 from hv.public.sched import (
     SCHEDOP_block,
     SCHEDOP_pin_override,
+    SchedPinOverride,
     SCHEDOP_remote_shutdown,
     SCHEDOP_shutdown,
     SCHEDOP_shutdown_code,
@@ -142,6 +143,8 @@ from hv.xen.event_channel import ECS_UNBOUND
 from hv.xen.hypervisor import GiB
 from hv.xen.mm import PGT_l1_page_table, PGT_none
 from hv.xen.timer import NS_PER_MS, NS_PER_S
+from xl.dombuild import build_pv_domain
+from xl.privcmd import Privcmd
 from tests.conftest import hypercall, make_host
 from tests.calls import (
     PRESENT, RW, create, domaininfo, domctl, memop, mmu_update, mmuext, pin, pte,
@@ -514,17 +517,29 @@ def test_an_l2_entry_mapping_the_l2_itself_writably_is_einval(xen, make_domu):
     assert xen.frames.count(l2) == 1 and xen.frames.type_of(l2) == (PGT_none, 0, False)
 
 
-@pytest.mark.parametrize("flag", [_PAGE_PWT, _PAGE_PCD, 0x080, 1 << 62],
-                         ids=["PWT", "PCD", "PAT", "GNTTAB"])
+@pytest.mark.parametrize("flag", [_PAGE_PWT, _PAGE_PCD, 0x080], ids=["PWT", "PCD", "PAT"])
 def test_l1_entries_with_disallowed_flags_are_einval(xen, make_domu, flag):
-    # arch/x86/mm.c get_page_from_l1e() l.875 and L1_DISALLOW_MASK l.173:
-    # a PV domU without I/O capabilities may not set cache attributes or
-    # the grant-table bit (pte bit 62).
+    # arch/x86/mm.c get_page_from_l1e() l.875 and l1_disallow_mask() l.182:
+    # a PV domU without I/O capabilities may not set cache attributes.
     d = make_domu(16)
     table, data = xen.p2m.lookup(d, 1), xen.p2m.lookup(d, 2)
     write_entries(xen, d, table, {0: pte(data, PRESENT | flag)})
     assert pin(xen, d, 1, table) == (-EINVAL, 0)
     assert xen.frames.count(data) == 1
+
+
+@pytest.mark.parametrize("debug_build, rc", [(False, (0, 1)), (True, (-EINVAL, 0))],
+                         ids=["release", "debug"])
+def test_pte_bit_62_is_xens_only_in_a_debug_build(debug_build, rc):
+    # arch/x86/include/asm/page.h l.347-352: release builds define
+    # _PAGE_GNTTAB as 0, so bit 62 is one of the guest's available bits;
+    # debug builds add it to L1_DISALLOW_MASK (arch/x86/mm.c l.173).
+    host = make_host(debug_build=debug_build)
+    xen = host.xen
+    d = xen.domains.get(build_pv_domain(Privcmd(xen), memory_kib=16 * 1024).domid)
+    table, data = xen.p2m.lookup(d, 1), xen.p2m.lookup(d, 2)
+    write_entries(xen, d, table, {0: pte(data, PRESENT | 1 << 62)})
+    assert pin(xen, d, 1, table) == rc
 
 
 def test_an_l1_entry_with_the_global_bit_is_allowed(xen, make_domu):
@@ -778,6 +793,20 @@ def test_pin_override_checks_the_hardware_domain_before_reading_its_argument(xen
     # non-hardware domain comes before copy_from_guest() (-EFAULT).
     d = make_domu(16)
     assert sched(xen, d, SCHEDOP_pin_override, None) == -EPERM
+
+
+def test_pin_override_pins_once_and_unpins_once(xen, dom0):
+    # common/sched/core.c vcpu_temporary_affinity() l.1612-1662: ending an
+    # override not in force is -EINVAL, a second override -EBUSY; a pCPU
+    # beyond the machine's is -EINVAL.
+    def po(pcpu):
+        return sched(xen, dom0, SCHEDOP_pin_override, SchedPinOverride(pcpu=pcpu))
+    assert po(-1) == -EINVAL
+    assert po(xen.nr_cpus) == -EINVAL
+    assert po(1) == 0 and dom0.vcpus[0].processor == 1
+    assert po(0) == -EBUSY
+    assert po(-1) == 0
+    assert po(-1) == -EINVAL
 
 
 def test_a_watchdog_armed_with_timeout_zero_fires_at_once(host, xen, make_domu):

@@ -4,19 +4,20 @@ and the debug keys."""
 
 import pytest
 
-from hv.public.errno import EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM
+from hv.public.errno import E2BIG, EEXIST, EFAULT, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM
 from hv.public.event_channel import (
-    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_virq, EVTCHNOP_send, EvtchnAllocUnbound,
-    EvtchnBindVirq, EvtchnSend,
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_send,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnSend,
 )
 from hv.public.sched import (
-    SCHEDOP_shutdown, SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_poweroff, SHUTDOWN_watchdog,
+    SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_poweroff, SHUTDOWN_watchdog,
     SchedShutdown, SchedWatchdog,
 )
 from hv.public.vcpu import (
     RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, VCPUOP_down,
     VCPUOP_get_runstate_info, VCPUOP_initialise, VCPUOP_is_up, VCPUOP_set_periodic_timer,
-    VCPUOP_set_singleshot_timer, VCPUOP_stop_periodic_timer, VCPUOP_up, VcpuSetPeriodicTimer, VcpuSetSingleshotTimer,
+    VCPUOP_set_singleshot_timer, VCPUOP_stop_periodic_timer, VCPUOP_up, VcpuSetPeriodicTimer,
+    VcpuSetSingleshotTimer,
 )
 from hv.public.version import (
     XENFEAT_dom0, XENVER_capabilities, XENVER_commandline, XENVER_extraversion,
@@ -27,7 +28,8 @@ from hv.public.xen import (
     CONSOLEIO_read, CONSOLEIO_write, DOMID_SELF, HYPERVISOR_console_io,
     HYPERVISOR_event_channel_op, HYPERVISOR_multicall, HYPERVISOR_sched_op,
     HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op, HYPERVISOR_xen_version, MulticallEntry,
-    SHINFO_EVTCHN_PENDING, VIRQ_TIMER, VcpuGuestContext,
+    SHINFO_EVTCHN_PENDING, VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER,
+    VcpuGuestContext,
 )
 from hv.xen.timer import NS_PER_MS, NS_PER_S
 
@@ -183,6 +185,12 @@ def test_a_debug_build_lets_any_guest_write_its_lines_to_the_ring():
     assert hypercall(xen, d, HYPERVISOR_console_io, CONSOLEIO_read, 1, None)[0] == -EPERM
 
 
+def test_console_io_counts_are_unsigned_ints(xen, dom0):
+    xen.console.feed_input(b"ab")
+    assert hypercall(xen, dom0, HYPERVISOR_console_io, CONSOLEIO_read, -1, None)[0] == -E2BIG
+    assert hypercall(xen, dom0, HYPERVISOR_console_io, CONSOLEIO_read, (1 << 32) + 1, None) == (1, b"a")
+
+
 def test_console_input_reaches_dom0_with_virq_console(xen, dom0):
     from hv.public.xen import VIRQ_CONSOLE
     _, bound = hypercall(xen, dom0, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
@@ -278,6 +286,39 @@ def test_a_periodic_timer_ticks_every_period_until_stopped(host, xen, make_domu)
     host.clock.run(until=start + 10 * period)
     consume()
     assert len(pending_at) == 4
+
+
+def test_a_periodic_timer_runs_only_while_its_vcpu_runs(host, xen, dom0, make_domu):
+    """Xen stops the periodic timer when the vCPU is switched out and
+    catches up when it is switched in: a blocked vCPU is not woken by it,
+    and a shut-down domain's timers leave the machine idle."""
+    d = make_domu(16)
+    v = d.vcpus[0]
+    _, bound = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
+                         EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=0))
+    port, period = bound.port, 10 * NS_PER_MS
+    host.clock.run(until=host.clock.now + period)
+    assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_set_periodic_timer, 0,
+                     VcpuSetPeriodicTimer(period_ns=period))[0] == 0
+    # The guest's upcall handler takes the first tick.
+    d.shared_info[SHINFO_EVTCHN_PENDING + port // 8] &= ~(1 << port % 8) & 0xFF
+    d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_PENDING] = 0
+    d.shared_info[v.vcpu_info_offset + VCPUINFO_PENDING_SEL:
+                  v.vcpu_info_offset + VCPUINFO_PENDING_SEL + 8] = bytes(8)
+    assert hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_block)[0] == 0
+    host.clock.run(until=host.clock.now + 5 * period)
+    assert v.runstate == RUNSTATE_blocked and not xen.evtchn.is_pending(d, port)
+    # Woken by something else, it gets the overdue tick at once.
+    _, unbound = hypercall(xen, dom0, HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
+                           EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=d.domid))
+    _, other = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+                         EvtchnBindInterdomain(remote_dom=0, remote_port=unbound.port))
+    assert v.runstate == RUNSTATE_runnable and xen.evtchn.is_pending(d, port)
+    # A domain that has shut down has nothing left ticking.
+    assert hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_shutdown,
+                     SchedShutdown(reason=SHUTDOWN_poweroff))[0] == 0
+    assert v.periodic_timer is None
+    assert host.clock.peek() is None
 
 
 def test_singleshot_timer_is_only_for_the_calling_vcpu(host, xen, make_domu):

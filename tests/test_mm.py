@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
-from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSYS, EPERM
+from hv.public.errno import EACCES, EBUSY, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, MMU_MACHPHYS_UPDATE,
+    DOMID_IO, DOMID_SELF, DOMID_XEN, HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, MMU_MACHPHYS_UPDATE,
     MMU_NORMAL_PT_UPDATE, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_PIN_L1_TABLE,
     MMUEXT_TLB_FLUSH_LOCAL, MMUEXT_UNPIN_TABLE, MmuextOp, MmuUpdate,
 )
@@ -17,7 +17,7 @@ from hv.xen.mm import (
 )
 
 from tests.conftest import hypercall
-from tests.calls import PRESENT, RW, pin, pte, write_entries
+from tests.calls import PRESENT, RW, mmu_update, mmuext, pin, pte, write_entries
 
 
 
@@ -166,7 +166,11 @@ def test_clear_and_copy_page(xen, make_domu):
 def test_unknown_mmuext_command_and_bad_arguments(xen, make_domu):
     d = make_domu(16)
     assert hypercall(xen, d, HYPERVISOR_mmuext_op, (MmuextOp(cmd=99),), DOMID_SELF) == (-ENOSYS, 0)
-    assert hypercall(xen, d, HYPERVISOR_mmuext_op, ("junk",), DOMID_SELF) == (-EFAULT, None)
+    # Each op is read when its turn comes: the ones before a bad one are done.
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, ("junk",), DOMID_SELF) == (-EFAULT, 0)
+    flush = MmuextOp(cmd=MMUEXT_TLB_FLUSH_LOCAL)
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, (flush, "junk"), DOMID_SELF) == (-EFAULT, 1)
+    assert hypercall(xen, d, HYPERVISOR_mmuext_op, "junk", DOMID_SELF) == (-EFAULT, None)
 
 
 def test_a_guest_sees_only_its_own_frames(xen, make_domu):
@@ -273,3 +277,100 @@ def test_destroy_lets_go_of_the_gdt(xen, make_domu, privcmd):
     assert gdt(xen, d, [xen.p2m.lookup(d, 26)], 8) == 0
     destroy_domain(privcmd, d.domid)
     assert xen.domains.get(d.domid) is None and xen.free_pages == free
+
+
+# ---------------------------------------------------------------- whose pages, whose tables
+def test_only_l1_entries_may_map_the_named_foreign_domains_frames(xen, dom0, make_domu):
+    d = make_domu(16)
+    frames = xen.frames
+    l2, l1 = xen.p2m.lookup(dom0, 400), xen.p2m.lookup(dom0, 401)
+    write_entries(xen, dom0, l2, {})
+    assert pin(xen, dom0, 2, l2) == (0, 1)
+    assert pin(xen, dom0, 1, l1) == (0, 1)
+    # dom0 maps a frame of d's through its own L1, naming d as pg_owner.
+    target = xen.p2m.lookup(d, 5)
+    assert mmu_update(xen, dom0, MmuUpdate(ptr=l1 << 12, val=pte(target)),
+                      foreigndom=d.domid) == (0, 1)
+    assert frames.count(target) == 2
+    # An L2 entry may not be written on another domain's behalf.
+    assert mmu_update(xen, dom0, MmuUpdate(ptr=l2 << 12, val=pte(l1)),
+                      foreigndom=d.domid) == (-EINVAL, 0)
+    assert mmu_update(xen, dom0, MmuUpdate(ptr=l2 << 12, val=pte(l1))) == (0, 1)
+    # The high half names whose tables: d's tables are not dom0's to name
+    # as its own, and a domain that does not exist is -ESRCH.
+    assert mmu_update(xen, dom0, foreigndom=(77 + 1) << 16 | DOMID_SELF) == (-ESRCH, None)
+    d_table = xen.p2m.lookup(d, 6)
+    assert pin(xen, d, 1, d_table) == (0, 1)
+    req = MmuUpdate(ptr=d_table << 12, val=pte(xen.p2m.lookup(d, 7)))
+    assert mmu_update(xen, dom0, req) == (-EINVAL, 0)
+    assert mmu_update(xen, dom0, req, foreigndom=(d.domid + 1) << 16 | d.domid) == (0, 1)
+    assert frames.entries(d_table)[0] == req.val
+    # A domU may not name dom0's tables.
+    assert mmu_update(xen, d, req, foreigndom=1 << 16 | DOMID_SELF) == (-EPERM, 0)
+
+
+def test_io_memory_is_the_hardware_domains_to_map(xen, dom0, make_domu):
+    """Frames beyond RAM and the first MiB are I/O memory: dom0 may map
+    them (and they hold no reference); a domU is refused with -EPERM, or
+    -EINVAL for the all-ones frame."""
+    d = make_domu(16)
+    mmio = xen.ram.nr_frames + 100
+    l1 = xen.p2m.lookup(dom0, 402)
+    assert pin(xen, dom0, 1, l1) == (0, 1)
+    for slot, mfn in enumerate((mmio, 5)):
+        req = MmuUpdate(ptr=(l1 << 12) + 8 * slot, val=pte(mfn, PRESENT | RW))
+        assert mmu_update(xen, dom0, req) == (0, 1)
+    assert mmu_update(xen, dom0, MmuUpdate(ptr=l1 << 12, val=0)) == (0, 1)
+    table = xen.p2m.lookup(d, 8)
+    assert pin(xen, d, 1, table) == (0, 1)
+    for mfn, errno in ((mmio, EPERM), (5, EPERM), ((1 << 40) - 1, EINVAL)):
+        req = MmuUpdate(ptr=table << 12, val=pte(mfn))
+        assert mmu_update(xen, d, req) == (-errno, 0)
+
+
+def test_the_hardware_domain_may_choose_cache_attributes_but_not_for_xens_pages(xen, dom0,
+                                                                              make_domu):
+    d = make_domu(16)
+    pcd = 0x010
+    l1 = xen.p2m.lookup(dom0, 403)
+    assert pin(xen, dom0, 1, l1) == (0, 1)
+    data = xen.p2m.lookup(dom0, 404)
+    assert mmu_update(xen, dom0, MmuUpdate(ptr=l1 << 12, val=pte(data, PRESENT | pcd))) == (0, 1)
+    req = MmuUpdate(ptr=(l1 << 12) + 8, val=pte(dom0.shared_info_mfn, PRESENT | pcd))
+    assert mmu_update(xen, dom0, req) == (-EACCES, 0)
+    assert xen.frames.count(dom0.shared_info_mfn) == 1
+    table = xen.p2m.lookup(d, 9)
+    assert pin(xen, d, 1, table) == (0, 1)
+    req = MmuUpdate(ptr=table << 12, val=pte(xen.p2m.lookup(d, 10), PRESENT | pcd))
+    assert mmu_update(xen, d, req) == (-EINVAL, 0)
+
+
+def test_pseudo_domains_as_page_owners(xen, dom0, make_domu):
+    """DOMID_IO and DOMID_XEN name Xen's pseudo-domains: a domU may not act
+    for them; dom0 may, but has no TLB of theirs to flush; mmu_update lets
+    anyone name I/O memory, checked entry by entry."""
+    d = make_domu(16)
+    flush = MmuextOp(cmd=MMUEXT_TLB_FLUSH_LOCAL)
+    assert mmuext(xen, d, flush, foreigndom=DOMID_IO) == (-EPERM, None)
+    assert mmuext(xen, dom0, flush, foreigndom=DOMID_XEN) == (-EPERM, 0)
+    assert mmu_update(xen, d, foreigndom=DOMID_IO) == (0, 0)
+    assert mmuext(xen, d, flush, foreigndom=999) == (-ESRCH, None)
+
+
+def test_clear_and_copy_work_on_xens_pages_shared_with_the_guest(xen, make_domu):
+    d = make_domu(16)
+    si = d.shared_info_mfn
+    src = xen.p2m.lookup(d, 11)
+    xen.frames.map_domain_page(d, src, writable=True)[:4] = b"copy"
+    assert mmuext(xen, d, MmuextOp(cmd=MMUEXT_COPY_PAGE, arg1=si, arg2=src)) == (0, 1)
+    assert d.shared_info[:4] == b"copy"
+    assert mmuext(xen, d, MmuextOp(cmd=MMUEXT_CLEAR_PAGE, arg1=si)) == (0, 1)
+    assert d.shared_info[:4] == bytes(4)
+
+
+def test_machphys_update_of_a_shared_xen_page_changes_only_the_m2p(xen, make_domu):
+    d = make_domu(16)
+    si = d.shared_info_mfn
+    req = MmuUpdate(ptr=(si << 12) | MMU_MACHPHYS_UPDATE, val=0x9000)
+    assert mmu_update(xen, d, req) == (0, 1)
+    assert xen.frames.gpfn(si) == 0x9000 and xen.p2m.lookup(d, 0x9000) is None

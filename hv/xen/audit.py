@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from hv.public.grant_table import (
     GNTMAP_device_map, GNTMAP_host_map, GNTMAP_readonly, GTF_reading, GTF_writing,
 )
+from hv.public.vcpu import RUNSTATE_runnable, RUNSTATE_running
 from hv.public.xen import PTE_MFN_MASK, PAGE_SHIFT, _PAGE_PRESENT, _PAGE_RW
 from hv.xen.domain import DOMDYING_alive, DOMDYING_dead
 from hv.xen.event_channel import (
@@ -44,6 +45,7 @@ def audit(xen: "Xen") -> list[str]:
     _audit_references(xen, problems)
     _audit_grants(xen, problems)
     _audit_event_channels(xen, problems)
+    _audit_vcpus(xen, problems)
     return problems
 
 
@@ -84,7 +86,7 @@ def _audit_domains_memory(xen: "Xen", problems: list[str]) -> None:
         if xen.domains.get(d.domid) is not d:
             problems.append(f"frames {run.start:#x}+{run.length} belong to d{d.domid}, "
                             "which is not a domain")
-        if run.value is None:
+        if run.value is None or pool != DOMHEAP:    # the P2M mirrors the guest's RAM only
             continue
         back = list(d.p2m.runs(run.value, run.value + run.length))
         if sum(b.length for b in back) != run.length or any(
@@ -176,6 +178,8 @@ def _audit_references(xen: "Xen", problems: list[str]) -> None:
             if not entry & _PAGE_PRESENT:
                 continue
             target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
+            if info.type == PGT_l1_page_table and frames.is_io_frame(target):
+                continue                    # I/O memory holds no reference
             refs[target] += 1
             if info.type == PGT_l1_page_table:
                 if entry & _PAGE_RW:
@@ -296,3 +300,21 @@ def _audit_event_channels(xen: "Xen", problems: list[str]) -> None:
                 problems.append(f"d{d.domid}: PIRQ {pirq} -> port {port}, not bound to it")
         if d.is_dying != DOMDYING_alive and active:
             problems.append(f"d{d.domid} is dying with {active} ports open")
+
+
+# ---------------------------------------------------------------- vCPUs
+def _audit_vcpus(xen: "Xen", problems: list[str]) -> None:
+    for d in xen.domains:
+        if len(d.vcpus) not in (0, d.max_vcpus):
+            problems.append(f"d{d.domid} has {len(d.vcpus)} of its {d.max_vcpus} vCPUs")
+        for v in d.vcpus:
+            if d.is_shutting_down and not (v.paused_for_shutdown and v.pause_count):
+                problems.append(f"d{d.domid}v{v.vcpu_id} is not paused for the shutdown")
+            if v.runnable != (v.runstate in (RUNSTATE_running, RUNSTATE_runnable)):
+                problems.append(f"d{d.domid}v{v.vcpu_id}: runstate {v.runstate} but "
+                                f"{'runnable' if v.runnable else 'not runnable'}")
+            timers = (v.singleshot_timer, v.periodic_timer, v.poll_timer)
+            if d.is_dying != DOMDYING_alive and any(t is not None for t in timers):
+                problems.append(f"d{d.domid}v{v.vcpu_id} is dying with a timer armed")
+            if v.periodic_timer is not None and not v.periodic_period:
+                problems.append(f"d{d.domid}v{v.vcpu_id}: a periodic timer with no period")

@@ -131,8 +131,9 @@ class Console:
         self.xen.xsm.console_io(d, cmd)
         if cmd not in (CONSOLEIO_write, CONSOLEIO_read):
             raise XenError(ENOSYS)
-        if not isinstance(count, int) or count < 0:
+        if not isinstance(count, int):
             raise XenError(EFAULT)
+        count &= 0xFFFFFFFF             # an unsigned int in Xen's signature
         if cmd == CONSOLEIO_write:
             self.guest_console_write(d, buf, count)
             return 0, None

@@ -16,7 +16,7 @@ from hv.public.errno import EEXIST, EINVAL, ENOMEM, EOVERFLOW
 from hv.public.sched import SHUTDOWN_NAMES, SHUTDOWN_crash
 from hv.public.vcpu import RUNSTATE_offline
 from hv.public.xen import (
-    DOMID_FIRST_RESERVED, DOMID_SELF, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
+    DOMID_FIRST_RESERVED, DOMID_IO, DOMID_SELF, DOMID_XEN, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
     VCPUINFO_UPCALL_MASK, XEN_LEGACY_MAX_VCPUS,
 )
 from hv.xen.errors import XenError
@@ -48,7 +48,7 @@ class VCPU:
         "is_initialised", "context", "runstate", "state_entry_time",
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
         "singleshot_timer", "periodic_timer", "periodic_period", "periodic_last_event",
-        "poll_timer", "gdt_frames", "gdt_ents",
+        "poll_timer", "affinity_overridden", "gdt_frames", "gdt_ents",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -66,6 +66,7 @@ class VCPU:
         self.state_entry_time = now
         self.runstate_time = [0, 0, 0, 0]
         self.processor = 0
+        self.affinity_overridden = False   # SCHEDOP_pin_override in force
         self.is_running = False
         self.vcpu_info_offset = SHINFO_VCPU_INFO + vcpu_id * VCPU_INFO_SIZE
         self.singleshot_timer = None
@@ -181,6 +182,10 @@ class DomainList:
         self.xen = xen
         self._by_id: dict[int, Domain] = {}
         self._rover = 0
+        # Xen's pseudo-domains, owners of I/O memory and of Xen's own pages:
+        # named by DOMID_IO and DOMID_XEN, never in the list, never running.
+        self.dom_io = Domain(DOMID_IO, 0)
+        self.dom_xen = Domain(DOMID_XEN, 0)
 
     # ------------------------------------------------------------ lookup
     def get(self, domid: int) -> Domain | None:
@@ -265,6 +270,9 @@ class DomainList:
             d.vcpus.append(v)
             # Guests start with event upcalls masked.
             d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 1
+            if d.is_shutting_down:      # vcpu_check_shutdown()
+                self.vcpu_pause_nosync(v)
+                v.paused_for_shutdown = True
 
     def domain_pause(self, d: Domain) -> None:
         d.pause_count += 1
@@ -313,6 +321,7 @@ class DomainList:
         xen.sched.vcpu_down(v)
         xen.sched.end_poll(v)
         v.context, v.is_initialised = None, False
+        v.affinity_overridden = False
         v.pause_flags &= ~VPF_blocked
         self.vcpu_unpause(v)
 

@@ -24,9 +24,9 @@ from hv.public.grant_table import (
     GNTTABOP_copy, GNTTABOP_dump_table,
     GNTTABOP_get_version, GNTTABOP_map_grant_ref, GNTTABOP_query_size,
     GNTTABOP_setup_table, GNTTABOP_transfer, GNTTABOP_unmap_grant_ref,
-    GRANT_ENTRIES_PER_PAGE_V1, GTF_accept_transfer, GTF_permit_access,
+    GRANT_ENTRIES_PER_PAGE_V1, GRANT_ENTRY_V1_SIZE, GTF_accept_transfer, GTF_permit_access,
     GTF_readonly, GTF_reading, GTF_sub_page, GTF_transfer_committed,
-    GTF_transfer_completed, GTF_type_mask, GTF_writing, GnttabCopy, GnttabDumpTable,
+    GTF_transfer_completed, GTF_type_mask, GTF_writing, GnttabCopy, GnttabDumpTable, GrantEntryV1,
     GnttabGetVersion, GnttabMapGrantRef, GnttabQuerySize, GnttabSetupTable,
     GnttabTransfer, GnttabUnmapGrantRef,
 )
@@ -56,8 +56,11 @@ GNTPIN_devw_mask = 0xFF << 16
 GNTPIN_devr_mask = 0xFF << 24
 GNTPIN_write_mask = GNTPIN_hstw_mask | GNTPIN_devw_mask
 
+# grant_entry_v1: flags, domid, frame.
 _ENTRY = struct.Struct("<HHI")
 _FLAGS = struct.Struct("<H")
+_FRAME = struct.Struct("<I")
+_FRAME_OFFSET = GrantEntryV1.offsetof("frame")
 
 
 def _overflow_mask(pin_incr: int) -> int:
@@ -116,21 +119,23 @@ class GrantTable:
     def nr_maptrack_frames(self) -> int:
         return self.maptrack_limit // MAPTRACK_PER_PAGE
 
+    def locate(self, ref: int) -> tuple[bytearray, int]:
+        """The grant frame holding entry ``ref``, and the entry's offset."""
+        return (self.pages[ref // GRANT_ENTRIES_PER_PAGE_V1],
+                (ref % GRANT_ENTRIES_PER_PAGE_V1) * GRANT_ENTRY_V1_SIZE)
+
     def entry(self, ref: int) -> tuple[int, int, int]:
         """(flags, domid, frame) as the guest wrote them."""
-        page = self.pages[ref // GRANT_ENTRIES_PER_PAGE_V1]
-        return _ENTRY.unpack_from(page, (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8)
+        return _ENTRY.unpack_from(*self.locate(ref))
 
     def set_flags(self, ref: int, set_bits: int = 0, clear_bits: int = 0) -> None:
-        page = self.pages[ref // GRANT_ENTRIES_PER_PAGE_V1]
-        off = (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8
+        page, off = self.locate(ref)
         flags = _FLAGS.unpack_from(page, off)[0]
         _FLAGS.pack_into(page, off, (flags | set_bits) & ~clear_bits & 0xFFFF)
 
     def set_frame(self, ref: int, frame: int) -> None:
-        page = self.pages[ref // GRANT_ENTRIES_PER_PAGE_V1]
-        struct.pack_into("<I", page, (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8 + 4,
-                         frame & 0xFFFFFFFF)
+        page, off = self.locate(ref)
+        _FRAME.pack_into(page, off + _FRAME_OFFSET, frame & 0xFFFFFFFF)
 
     def get_maptrack_handle(self) -> int:
         """Xen's free list always keeps one entry, its tail; a new maptrack
@@ -335,8 +340,7 @@ class GrantTables:
                     ldomid: int, mapping: bool) -> tuple[int, int]:
         """Check the granter's entry allows ``ldomid`` in and mark it in use
         (_set_status_v1()). Returns (status, the entry's frame)."""
-        page = rgt.pages[ref // GRANT_ENTRIES_PER_PAGE_V1]
-        off = (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8
+        page, off = rgt.locate(ref)
         flags, domid, frame = _ENTRY.unpack_from(page, off)
         mask = GTF_type_mask | (GTF_sub_page if mapping else 0)
         if not act.pin and ((flags & mask) != GTF_permit_access or domid != ldomid):

@@ -54,7 +54,7 @@ class Xen:
         self.reserved_frames = XEN_RESERVED_BYTES >> PAGE_SHIFT
         self.ram = MachineMemory(nr_frames)
         self.heap = PageAllocator(self.reserved_frames, nr_frames - self.reserved_frames)
-        self.frames = FrameTable(self.ram, self.heap)
+        self.frames = FrameTable(self.ram, self.heap, debug_build=debug_build)
         self.frames.on_release = lambda d: self.defer(self.domains.complete_destroy_if_done, d)
         self.frames.validate_segdesc = validate_segdesc_page
         self.p2m = P2M(self.frames)

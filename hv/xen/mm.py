@@ -22,9 +22,9 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Iterator
 
-from hv.public.errno import E2BIG, EBUSY, EFAULT, EINVAL, EPERM
+from hv.public.errno import E2BIG, EACCES, EBUSY, EFAULT, EINVAL, EPERM
 from hv.public.xen import (
-    PAGE_SHIFT, PTE_MFN_MASK, _PAGE_PRESENT, _PAGE_RW,
+    DOMID_IO, PAGE_SHIFT, PTE_MFN_MASK, _PAGE_PRESENT, _PAGE_RW,
 )
 from hv.xen.errors import XenError
 from hv.xen.page_alloc import MachineMemory, PageAllocator
@@ -60,9 +60,12 @@ _PTE = struct.Struct("<512Q")
 # Flags a 64-bit PV guest may set in an entry: present, R/W, user, accessed,
 # dirty, the three available bits, the eleven high available bits and NX.
 # Everything else (write-through, cache-disable, PSE/PAT, global, ...) is
-# refused (Xen's base_disallow_mask). An L1 entry may also be global, but
-# not carry the bit Xen keeps for its own grant mappings (pte bit 62).
+# refused (Xen's base_disallow_mask). An L1 entry may also be global; a
+# domain with I/O memory (the hardware domain) may set cache attributes in
+# one; and a debug build of Xen keeps pte bit 62 for its own grant mappings.
 _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_GLOBAL = 0x004, 0x020, 0x040, 0x100
+_PAGE_PWT, _PAGE_PCD, _PAGE_PAT = 0x008, 0x010, 0x080
+PAGE_CACHE_ATTRS = _PAGE_PWT | _PAGE_PCD | _PAGE_PAT
 _PAGE_AVAIL = 0xE00
 _PAGE_AVAIL_HIGH = 0x7FF << 12
 _PAGE_GNTTAB = 1 << 22
@@ -70,7 +73,13 @@ _PAGE_NX = 1 << 23
 _ALLOWED = (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
             | _PAGE_AVAIL | _PAGE_AVAIL_HIGH | _PAGE_NX)
 BASE_DISALLOW_MASK = ~_ALLOWED & 0xFFFFFFFF
-L1_DISALLOW_MASK = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~_PAGE_GLOBAL
+L1_DISALLOW_MASK = BASE_DISALLOW_MASK & ~_PAGE_GLOBAL
+
+# Machine frames that are I/O memory, not RAM: the first MiB (x86's legacy
+# hole, which Xen gives to dom_io) and everything above the end of RAM.
+LOW_IO_FRAMES = 256
+# The all-ones frame number of a 52-bit physical address (INVALID_MFN's twin).
+PADDR_MFN_LIMIT = (1 << 40) - 1
 
 
 def pte_flags(entry: int) -> int:
@@ -96,9 +105,10 @@ class TypeInfo:
 
 
 class FrameTable:
-    def __init__(self, mem: MachineMemory, heap: PageAllocator):
+    def __init__(self, mem: MachineMemory, heap: PageAllocator, debug_build: bool = False):
         self.mem = mem
         self.heap = heap
+        self.l1_disallow_mask = L1_DISALLOW_MASK | (_PAGE_GNTTAB if debug_build else 0)
         # mfn -> gpfn (the M2P), tagged with (owner, pool).
         self.m2p = RangeMap()
         self._count: dict[int, int] = {}        # reference counts other than 1
@@ -413,21 +423,37 @@ class FrameTable:
             if entry & _PAGE_PRESENT:
                 self._put_entry_refs(entry, type_)
 
+    def is_io_frame(self, mfn: int) -> bool:
+        return mfn < LOW_IO_FRAMES or mfn >= self.mem.nr_frames
+
     def _get_entry_refs(self, d: "Domain", pg_owner: "Domain", entry: int, type_: int) -> int:
         """The references a present entry of ``d``'s table holds, taken, or
-        Xen's errno: a flag a PV guest may not set is -EINVAL; an L1 entry
-        for a frame that is not ``pg_owner``'s, or that cannot be writable,
-        is -EBUSY (get_page_from_l1e()'s could_not_pin)."""
+        Xen's errno (get_page_from_l1e() and its kin): a flag a PV guest may
+        not set is -EINVAL; I/O memory is the hardware domain's to map and
+        holds no reference (-EPERM for anyone else); an L1 entry for a frame
+        that is not ``pg_owner``'s, or that cannot be writable, is -EBUSY;
+        Xen's own pages shared with a guest take no cache attributes."""
         target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
         flags = pte_flags(entry)
         if type_ == PGT_l1_page_table:
-            if flags & L1_DISALLOW_MASK:
+            io_caps = d.is_hardware_domain
+            if flags & (self.l1_disallow_mask & ~PAGE_CACHE_ATTRS if io_caps
+                        else self.l1_disallow_mask):
                 return -EINVAL
+            if self.is_io_frame(target):
+                if pg_owner.is_hardware_domain or (pg_owner.domid == DOMID_IO and io_caps):
+                    return 0
+                return -EINVAL if target == PADDR_MFN_LIMIT else -EPERM
             if not self.get_page(target, pg_owner):
                 return -EBUSY
             if entry & _PAGE_RW and not self.get_page_type(target, PGT_writable_page):
                 self.put_page(target)
                 return -EBUSY
+            if flags & PAGE_CACHE_ATTRS and self.pool(target) == XENHEAP:
+                if entry & _PAGE_RW:
+                    self.put_page_type(target)
+                self.put_page(target)
+                return -EACCES
             return 0
         if flags & BASE_DISALLOW_MASK:
             return -EINVAL
@@ -436,6 +462,8 @@ class FrameTable:
     def _put_entry_refs(self, entry: int, type_: int) -> None:
         target = (entry & PTE_MFN_MASK) >> PAGE_SHIFT
         if type_ == PGT_l1_page_table:
+            if self.is_io_frame(target):
+                return
             if entry & _PAGE_RW:
                 self.put_page_type(target)
             self.put_page(target)
@@ -444,16 +472,18 @@ class FrameTable:
 
     def update_entry(self, d: "Domain", pg_owner: "Domain", pte_maddr: int, new: int) -> None:
         """MMU_NORMAL_PT_UPDATE: write one 8-byte entry of a frame ``d`` owns.
-        In a page table in use the new entry is validated first (an L1 entry
-        may name ``pg_owner``'s frames: how dom0 maps a guest's memory) and
-        the old one's references are dropped after; elsewhere the frame must
-        be able to be writable, and it is a plain write."""
+        In a page table in use the new entry is validated first (only an L1
+        entry may name ``pg_owner``'s frames: how dom0 maps a guest's memory)
+        and the old one's references are dropped after; elsewhere the frame
+        must be able to be writable, and it is a plain write."""
         mfn, offset = pte_maddr >> PAGE_SHIFT, pte_maddr & 0xFFF
         if offset & 7 or self.owner(mfn) is not d:
             raise XenError(EINVAL)
         page = self.mem.frame(mfn)
         t = self._type.get(mfn)
         if t is not None and t.type in PAGE_TABLE_TYPES and (t.count or t.pinned):
+            if t.type != PGT_l1_page_table and pg_owner is not d:
+                raise XenError(EINVAL)
             old = struct.unpack_from("<Q", page, offset)[0]
             if new & _PAGE_PRESENT:
                 rc = self._get_entry_refs(d, pg_owner, new, t.type)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH
 from hv.public.xen import (
-    DOMID_SELF, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_NO_TRANSLATE,
-    MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE,
+    DOMID_IO, DOMID_SELF, DOMID_XEN, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE,
+    MMU_PT_UPDATE_NO_TRANSLATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE, MMUEXT_FLUSH_CACHE,
     MMUEXT_INVLPG_ALL, MMUEXT_INVLPG_LOCAL, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE,
     MMUEXT_PIN_L3_TABLE, MMUEXT_PIN_L4_TABLE, MMUEXT_TLB_FLUSH_ALL, MMUEXT_TLB_FLUSH_LOCAL,
     MMUEXT_UNPIN_TABLE, PAGE_SHIFT, PAGE_SIZE, MmuextOp, MmuUpdate,
 )
 from hv.xen.errors import XenError
-from hv.xen.mm import DOMHEAP, PGT_writable_page
+from hv.xen.mm import PGT_writable_page
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU, Domain
@@ -36,45 +36,63 @@ class MMU:
     def __init__(self, xen: "Xen"):
         self.xen = xen
 
-    def get_pg_owner(self, v: "VCPU", foreigndom) -> "Domain":
-        """Whose pages the requests name: the caller (DOMID_SELF) or another
-        domain, which a caller may not name by its own id (get_pg_owner())."""
-        if not isinstance(foreigndom, int):
-            raise XenError(EFAULT)
-        domid = foreigndom & 0xFFFF
+    def get_pg_owner(self, v: "VCPU", domid: int) -> "Domain":
+        """Whose pages the requests name (get_pg_owner()): the caller
+        (DOMID_SELF), I/O memory (DOMID_IO), Xen's own pages (DOMID_XEN), or
+        another domain, which a caller may not name by its own id."""
+        domains = self.xen.domains
         if domid == DOMID_SELF:
             return v.domain
-        d = self.xen.domains.get(domid) if domid != v.domain.domid else None
+        if domid == DOMID_IO:
+            return domains.dom_io
+        if domid == DOMID_XEN:
+            return domains.dom_xen
+        d = domains.get(domid) if domid != v.domain.domid else None
         if d is None:
             raise XenError(ESRCH)
         return d
 
     def do_mmu_update(self, v: "VCPU", reqs, foreigndom=DOMID_SELF):
         """Apply updates in order; stop at the first that fails. Returns
-        (rc, how many were done)."""
-        if not isinstance(reqs, (tuple, list)) or any(type(r) is not MmuUpdate for r in reqs):
+        (rc, how many were done). ``foreigndom`` names whose pages the
+        entries map in its low 16 bits and, in the high 16 bits plus one,
+        whose page tables are updated."""
+        if not isinstance(reqs, (tuple, list)) or not isinstance(foreigndom, int):
             raise XenError(EFAULT)
-        pg_owner = self.get_pg_owner(v, foreigndom)
         d = v.domain
+        foreigndom &= 0xFFFFFFFF
+        pt_owner = d
+        if foreigndom >> 16:
+            pt_owner = self.xen.domains.get((foreigndom >> 16) - 1)
+            if pt_owner is None:
+                raise XenError(ESRCH)
+            if pt_owner is not d and not pt_owner.vcpus:
+                raise XenError(EINVAL)
+        pg_owner = self.get_pg_owner(v, foreigndom & 0xFFFF)
         for done, req in enumerate(reqs):
+            if type(req) is not MmuUpdate:
+                return -EFAULT, done
             try:
-                self._mmu_update_one(d, pg_owner, req)
+                self._mmu_update_one(d, pt_owner, pg_owner, req)
             except XenError as e:
                 return -e.errno, done
         return 0, len(reqs)
 
-    def _mmu_update_one(self, d: "Domain", pg_owner: "Domain", req: MmuUpdate) -> None:
+    def _mmu_update_one(self, d: "Domain", pt_owner: "Domain", pg_owner: "Domain",
+                        req: MmuUpdate) -> None:
         cmd = req.ptr & 7
         frames = self.xen.frames
-        if cmd not in _PT_UPDATES and cmd != MMU_MACHPHYS_UPDATE:
-            raise XenError(ENOSYS)
-        # Permission is asked per request, for what the request names.
-        self.xen.xsm.target(d, pg_owner)
+        xsm = self.xen.xsm
         if cmd in _PT_UPDATES:
-            frames.update_entry(d, pg_owner, req.ptr - cmd, req.val)
+            # Permission is asked per request, for what the request names.
+            xsm.mmu_update(d, pt_owner, pg_owner)
+            frames.update_entry(pt_owner, pg_owner, req.ptr - cmd, req.val)
             return
-        if d is not pg_owner and not d.is_privileged:
+        if cmd != MMU_MACHPHYS_UPDATE:
+            raise XenError(ENOSYS)
+        if d is not pt_owner:
             raise XenError(EPERM)
+        xsm.mmu_update(d, None, pg_owner)
         mfn = req.ptr >> PAGE_SHIFT
         if not frames.get_page(mfn, pg_owner):
             raise XenError(EINVAL)
@@ -82,11 +100,13 @@ class MMU:
         frames.put_page(mfn)
 
     def do_mmuext_op(self, v: "VCPU", ops, foreigndom=DOMID_SELF):
-        if not isinstance(ops, (tuple, list)) or any(type(o) is not MmuextOp for o in ops):
+        if not isinstance(ops, (tuple, list)) or not isinstance(foreigndom, int):
             raise XenError(EFAULT)
-        pg_owner = self.get_pg_owner(v, foreigndom)
+        pg_owner = self.get_pg_owner(v, foreigndom & 0xFFFF)
         self.xen.xsm.target(v.domain, pg_owner)
         for done, op in enumerate(ops):
+            if type(op) is not MmuextOp:
+                return -EFAULT, done
             try:
                 self._mmuext_one(v.domain, pg_owner, op)
             except XenError as e:
@@ -124,9 +144,9 @@ class MMU:
             raise XenError(ENOSYS)
 
     def _ram_page(self, pg_owner: "Domain", mfn: int) -> bool:
-        """get_page_from_gfn() for a PV owner: one of its ordinary pages."""
-        frames = self.xen.frames
-        return frames.pool(mfn) == DOMHEAP and frames.get_page(mfn, pg_owner)
+        """get_page_from_gfn() for a PV owner: a reference on any page it
+        owns, Xen's pages shared with it included."""
+        return self.xen.frames.get_page(mfn, pg_owner)
 
     def _writable(self, pg_owner: "Domain", mfn: int):
         """The frame held writable for one operation, or -EINVAL."""

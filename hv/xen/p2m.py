@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hv.xen.mm import DOMHEAP
+
 if TYPE_CHECKING:
     from hv.xen.domain import Domain
     from hv.xen.mm import FrameTable
@@ -50,7 +52,12 @@ class P2M:
             d.p2m.clear(gpfn, 1)
 
     def set_machphys(self, d: "Domain", mfn: int, gpfn: int) -> None:
-        """MMU_MACHPHYS_UPDATE: the guest says frame ``mfn`` is its ``gpfn``."""
+        """MMU_MACHPHYS_UPDATE: the guest says frame ``mfn`` is its ``gpfn``.
+        For a page Xen shares with it only the M2P changes: such pages are
+        never part of the guest's memory that the P2M mirrors."""
+        if self.frames.pool(mfn) != DOMHEAP:
+            self.frames.set_m2p(mfn, 1, gpfn)
+            return
         old = self.frames.gpfn(mfn)
         if old is not None and self.lookup(d, old) == mfn:
             d.p2m.clear(old, 1)

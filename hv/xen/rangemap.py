@@ -59,7 +59,9 @@ class RangeMap:
         return run.value_at(key), run.tag
 
     def runs(self, start: int = 0, end: int | None = None) -> Iterator[Run]:
-        """The runs overlapping [start, end), clipped to it."""
+        """The runs overlapping [start, end), clipped to it. They are read
+        from the live map: a caller that changes the map while walking them
+        takes a list() first."""
         runs = self._runs
         for i in range(max(0, bisect_right(self._starts, start) - 1), len(runs)):
             run = runs[i]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.domctl import XenDomctlSchedulerOp
-from hv.public.errno import EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
+from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
 from hv.public.sched import (
     SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
@@ -70,15 +70,23 @@ class Scheduler:
         self.policy.destroy_domain(d)
 
     # ------------------------------------------------------------ run states
+    # Until vCPUs share pCPUs, a runnable vCPU counts as running: waking is
+    # its switch-in and sleeping its switch-out, which is where Xen starts
+    # and stops its periodic timer.
     def vcpu_wake(self, v: "VCPU") -> None:
         if v.runnable and v.runstate in (RUNSTATE_blocked, RUNSTATE_offline):
             v.runstate_change(RUNSTATE_runnable, self.xen.clock.now)
+            if v.periodic_period:
+                self._periodic_work(v)
 
     def vcpu_sleep(self, v: "VCPU") -> None:
         if not v.runnable and v.runstate not in (RUNSTATE_blocked, RUNSTATE_offline):
             state = RUNSTATE_blocked if v.pause_flags & VPF_blocked else RUNSTATE_offline
             v.is_running = False
             v.runstate_change(state, self.xen.clock.now)
+            if v.periodic_timer is not None:
+                v.periodic_timer.cancel()
+                v.periodic_timer = None
 
     def vcpu_unblock(self, v: "VCPU") -> None:
         if v.pause_flags & VPF_blocked:
@@ -146,11 +154,23 @@ class Scheduler:
         return 0
 
     def sched_pin_override(self, v: "VCPU", arg) -> int:
+        """The hardware domain pins the calling vCPU to a pCPU for a while
+        (a negative pCPU ends it): what dom0 does around firmware calls
+        (vcpu_temporary_affinity() with VCPU_AFFINITY_OVERRIDE)."""
         if not v.domain.is_hardware_domain:
             raise XenError(EPERM)
         arg = copy_from_guest(arg, SchedPinOverride)
         if arg.pcpu >= self.xen.nr_cpus:
             raise XenError(EINVAL)
+        if arg.pcpu < 0:
+            if not v.affinity_overridden:
+                raise XenError(EINVAL)
+            v.affinity_overridden = False
+            return 0
+        if v.affinity_overridden:
+            raise XenError(EBUSY)
+        v.affinity_overridden = True
+        v.processor = arg.pcpu
         return 0
 
     def sched_poll(self, v: "VCPU", arg: SchedPoll) -> int:
@@ -269,9 +289,10 @@ class Scheduler:
         self.send_timer_event(v)
 
     def set_periodic(self, v: "VCPU", period: int) -> None:
-        """A VIRQ_TIMER every ``period`` ns, 0 for none
+        """A VIRQ_TIMER every ``period`` ns while the vCPU runs, 0 for none
         (vcpu_set_periodic_timer()). A period already over since the last
-        periodic event sends one at once."""
+        periodic event sends one at once. The timer is armed even for a
+        vCPU not running, as Xen arms it; it stops when the vCPU next stops."""
         if v.periodic_timer is not None:
             v.periodic_timer.cancel()
             v.periodic_timer = None
@@ -281,13 +302,17 @@ class Scheduler:
 
     def _periodic_work(self, v: "VCPU") -> None:
         """vcpu_periodic_timer_work(): send the event if it is due, then
-        arm the timer for the next."""
+        arm the timer for the next. The event may wake the vCPU, which
+        comes back here: the last event is noted first, and one timer is
+        left armed."""
         now = self.xen.clock.now
         due = v.periodic_last_event + v.periodic_period
         if now >= due:
-            self.send_timer_event(v)
             v.periodic_last_event = now
             due = now + v.periodic_period
+            self.send_timer_event(v)
+        if v.periodic_timer is not None:
+            v.periodic_timer.cancel()
         v.periodic_timer = self.xen.clock.schedule(due, self._periodic_fired, v)
 
     def _periodic_fired(self, v: "VCPU") -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.errno import EPERM
-from hv.public.xen import CONSOLEIO_write
+from hv.public.xen import CONSOLEIO_write, DOMID_IO
 from hv.xen.errors import XenError
 
 if TYPE_CHECKING:
@@ -44,6 +44,14 @@ class XSM:
         """XSM_XS_PRIV: the control domain or the xenstore domain."""
         if not (src.is_privileged or src.is_xenstore_domain):
             raise XenError(EPERM)
+
+    def mmu_update(self, src: "Domain", pt_owner: "Domain | None", pg_owner: "Domain") -> None:
+        """xsm_mmu_update(): the caller acts on the pages' owner (I/O memory
+        is checked entry by entry instead) and on the tables' owner."""
+        if pg_owner.domid != DOMID_IO:
+            self.target(src, pg_owner)
+        if pt_owner is not None:
+            self.target(src, pt_owner)
 
     def dm_priv(self, src: "Domain") -> None:
         """XSM_DM_PRIV: the control domain, or a device model acting for its

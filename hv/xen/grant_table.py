@@ -422,15 +422,23 @@ class GrantTables:
             frames.put_page(mfn)
 
     # ------------------------------------------------------------ setup/query
+    def _target_domain(self, v: "VCPU", domid: int) -> tuple["Domain | None", int]:
+        """The domain a table operation names, and the status when the
+        caller may not have it."""
+        d = self.xen.domains.by_any_id(v.domain, domid)
+        if d is None:
+            return None, GNTST_bad_domain
+        if not self.xen.xsm.is_target(v.domain, d):
+            return None, GNTST_permission_denied
+        return d, GNTST_okay
+
     def gnttab_setup_table(self, v: "VCPU", op: GnttabSetupTable) -> GnttabSetupTable:
         buf = op.frame_list
         if op.nr_frames and (not isinstance(buf, tuple) or len(buf) < op.nr_frames):
             raise XenError(EFAULT)
-        d = self.xen.domains.by_any_id(v.domain, op.dom)
+        d, status = self._target_domain(v, op.dom)
         if d is None:
-            return op.replace(status=GNTST_bad_domain)
-        if not self.xen.xsm.is_target(v.domain, d):
-            return op.replace(status=GNTST_permission_denied)
+            return op.replace(status=status)
         gt = d.grant_table
         if op.nr_frames > gt.max_grant_frames:
             return op.replace(status=GNTST_general_error)
@@ -440,11 +448,9 @@ class GrantTables:
         return op.replace(status=GNTST_okay, frame_list=frames)
 
     def gnttab_query_size(self, v: "VCPU", op: GnttabQuerySize) -> GnttabQuerySize:
-        d = self.xen.domains.by_any_id(v.domain, op.dom)
+        d, status = self._target_domain(v, op.dom)
         if d is None:
-            return op.replace(status=GNTST_bad_domain)
-        if not self.xen.xsm.is_target(v.domain, d):
-            return op.replace(status=GNTST_permission_denied)
+            return op.replace(status=status)
         gt = d.grant_table
         return op.replace(status=GNTST_okay, nr_frames=gt.nr_grant_frames,
                         max_nr_frames=gt.max_grant_frames)
@@ -460,11 +466,9 @@ class GrantTables:
     def gnttab_dump_table(self, v: "VCPU", op: GnttabDumpTable) -> GnttabDumpTable:
         """The manual's debugging operation: print the table to the
         hypervisor console."""
-        d = self.xen.domains.by_any_id(v.domain, op.dom)
+        d, status = self._target_domain(v, op.dom)
         if d is None:
-            return op.replace(status=GNTST_bad_domain)
-        if not self.xen.xsm.is_target(v.domain, d):
-            return op.replace(status=GNTST_permission_denied)
+            return op.replace(status=status)
         for line in self.usage_lines(d):
             self.xen.console.printk(line)
         return op.replace(status=GNTST_okay)

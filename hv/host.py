@@ -39,6 +39,7 @@ class Host:
                        debug_build=debug_build)
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline)
+        self.xen.process_pending()
 
     @property
     def now(self) -> int:

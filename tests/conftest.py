@@ -16,10 +16,17 @@ _hosts: list[Host] = []
 
 
 def make_host(**kw) -> Host:
+    """A small host whose dom0 runs no modelled kernel: the tests make its
+    hypercalls, and between them its vCPU waits for events, as an idle
+    kernel's does."""
     kw.setdefault("cpus", 2)
     kw.setdefault("memory", 1024 * MiB)
     kw.setdefault("dom0_memory", 128 * MiB)
     host = Host(**kw)
+    for v in host.dom0.vcpus:
+        if v.runnable:
+            host.xen.sched.vcpu_block(v)
+    host.xen.process_pending()
     _hosts.append(host)
     return host
 
@@ -30,7 +37,7 @@ def _audit_hosts_after_test():
     _hosts.clear()
     yield
     for host in _hosts:
-        host.xen.run_deferred()
+        host.xen.process_pending()
         problems = audit(host.xen)
         assert not problems, "audit after the test:\n  " + "\n  ".join(problems)
     _hosts.clear()

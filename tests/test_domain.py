@@ -24,7 +24,7 @@ from hv.public.sched import (
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff,
     SHUTDOWN_reboot, SHUTDOWN_suspend, SHUTDOWN_watchdog, SchedRemoteShutdown, SchedShutdown,
 )
-from hv.public.vcpu import RUNSTATE_offline, RUNSTATE_runnable
+from hv.public.vcpu import RUNSTATE_offline, RUNSTATE_running
 from hv.public.xen import (
     DOMID_SELF, HYPERVISOR_sched_op, PAGE_SHIFT, SIF_INITDOMAIN,
     SIF_PRIVILEGED, START_INFO_MAGIC, StartInfo, VGCF_online, VcpuGuestContext, VcpuInfo,
@@ -134,7 +134,7 @@ def test_pauses_are_counted(xen, dom0, make_domu):
     assert domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_paused
     domctl(xen, dom0, XEN_DOMCTL_unpausedomain, d.domid)
     assert not domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_paused
-    assert d.vcpus[0].runstate == RUNSTATE_runnable
+    assert d.vcpus[0].runstate == RUNSTATE_running      # a pCPU was idle
     assert domctl(xen, dom0, XEN_DOMCTL_unpausedomain, d.domid)[0] == -EINVAL
 
 
@@ -179,7 +179,7 @@ def test_resume_undoes_a_suspend(xen, dom0, make_domu):
     d = make_domu(16)
     hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=SHUTDOWN_suspend))
     assert domctl(xen, dom0, XEN_DOMCTL_resumedomain, d.domid)[0] == 0
-    assert not d.is_shut_down and d.vcpus[0].runstate == RUNSTATE_runnable
+    assert not d.is_shut_down and d.vcpus[0].runstate == RUNSTATE_running
     assert not domaininfo(xen, dom0, d.domid).flags & XEN_DOMINF_shutdown
 
 
@@ -241,7 +241,8 @@ def test_setvcpucontext_brings_a_vcpu_online(xen, dom0, make_domu):
     ctxt = VcpuGuestContext(flags=VGCF_online)
     assert domctl(xen, dom0, XEN_DOMCTL_setvcpucontext, d.domid,
                   XenDomctlVcpucontext(vcpu=1, ctxt=ctxt))[0] == 0
-    assert v1.is_initialised and v1.context is ctxt and v1.runstate == RUNSTATE_runnable
+    # Online and given the idle pCPU at once.
+    assert v1.is_initialised and v1.context is ctxt and v1.runstate == RUNSTATE_running
     assert domctl(xen, dom0, XEN_DOMCTL_setvcpucontext, d.domid,
                   XenDomctlVcpucontext(vcpu=5, ctxt=ctxt))[0] == -EINVAL
     rc, out = domctl(xen, dom0, XEN_DOMCTL_getvcpuinfo, d.domid, XenDomctlGetvcpuinfo(vcpu=1))

@@ -21,10 +21,12 @@ from hv.public.sched import (
     SHUTDOWN_poweroff, SHUTDOWN_reboot, SHUTDOWN_suspend, SchedPoll, SchedRemoteShutdown,
     SchedShutdown,
 )
-from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_runnable
+from hv.public.vcpu import (
+    RUNSTATE_blocked, RUNSTATE_runnable, RUNSTATE_running, VCPUOP_stop_periodic_timer,
+)
 from hv.public.xen import (
-    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_set_timer_op, SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING, SHINFO_VCPU_INFO,
-    VCPU_INFO_SIZE, VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
+    DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
+    SHINFO_EVTCHN_MASK, SHINFO_EVTCHN_PENDING, SHINFO_VCPU_INFO, VCPU_INFO_SIZE, VCPUINFO_PENDING_SEL, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
     VIRQ_DOM_EXC, VIRQ_TIMER, SharedInfo,
 )
 from hv.guest.grant_table import GuestGrantTable
@@ -100,7 +102,15 @@ def is_blocked(v) -> bool:
 
 
 def is_awake(v) -> bool:
-    return not v.pause_flags & VPF_blocked and v.runstate == RUNSTATE_runnable
+    """Not blocked, and running or waiting for a pCPU."""
+    return not v.pause_flags & VPF_blocked and v.runstate in (RUNSTATE_running, RUNSTATE_runnable)
+
+
+def oneshot_timer_port(xen, d) -> int:
+    """VIRQ_TIMER bound, with the 10 ms periodic timer stopped, as a
+    tickless kernel runs: the port goes pending only for one-shot timers."""
+    assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_stop_periodic_timer, 0)[0] == 0
+    return bind_virq(xen, d, VIRQ_TIMER)
 
 
 def offer(xen, dom0, domu, at=None) -> tuple[int, int]:
@@ -401,7 +411,7 @@ def test_poll_ended_by_an_upcall_leaves_no_timeout_behind(host, xen, dom0, domu)
 
 # ================================================================ timers
 def test_set_timer_then_block_is_block_with_timeout(host, xen, domu):
-    port = bind_virq(xen, domu, VIRQ_TIMER)
+    port = oneshot_timer_port(xen, domu)
     v = domu.vcpus[0]
     deadline = 3 * MS
     assert set_timer(xen, domu, deadline) == 0
@@ -418,7 +428,7 @@ def test_set_timer_then_block_is_block_with_timeout(host, xen, domu):
 
 
 def test_set_timer_zero_cancels(host, xen, domu):
-    port = bind_virq(xen, domu, VIRQ_TIMER)
+    port = oneshot_timer_port(xen, domu)
     assert set_timer(xen, domu, 2 * MS) == 0
     assert set_timer(xen, domu, 0) == 0
     host.run(until=50 * MS)
@@ -426,7 +436,7 @@ def test_set_timer_zero_cancels(host, xen, domu):
 
 
 def test_set_timer_again_replaces_the_deadline(host, xen, domu):
-    port = bind_virq(xen, domu, VIRQ_TIMER)
+    port = oneshot_timer_port(xen, domu)
     assert set_timer(xen, domu, 2 * MS) == 0
     assert set_timer(xen, domu, 6 * MS) == 0
     host.run(until=6 * MS - 1)
@@ -436,7 +446,7 @@ def test_set_timer_again_replaces_the_deadline(host, xen, domu):
 
 
 def test_set_timer_in_the_past_fires_on_the_next_clock_step(host, xen, domu):
-    port = bind_virq(xen, domu, VIRQ_TIMER)
+    port = oneshot_timer_port(xen, domu)
     host.run(until=10 * MS)
     assert set_timer(xen, domu, 5 * MS) == 0
     # Not inside the hypercall: on the timer softirq after it.
@@ -448,7 +458,7 @@ def test_set_timer_in_the_past_fires_on_the_next_clock_step(host, xen, domu):
 
 @pytest.mark.parametrize("how", ["negative", "beyond_2_pow_50"])
 def test_set_timer_wild_deadline_fires_in_100ms(host, xen, domu, how):
-    port = bind_virq(xen, domu, VIRQ_TIMER)
+    port = oneshot_timer_port(xen, domu)
     host.run(until=1 * MS)
     when = -1 if how == "negative" else host.clock.now + (1 << 50)
     assert set_timer(xen, domu, when) == 0

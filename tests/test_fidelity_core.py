@@ -849,14 +849,12 @@ def test_set_timer_op_with_a_time_already_past_fires_at_once(host, xen, make_dom
 def test_set_timer_op_huge_timeout_boundary(host, xen, make_domu, ahead, fires_after):
     # common/sched/core.c do_set_timer_op() l.2023: offset > 0 and
     # (uint32_t)(offset >> 50) != 0 means a timeout 2^50 ns or more ahead.
+    # (Thirteen days of a running machine are too many events to simulate:
+    # the test reads the deadline the one-shot timer was armed with.)
     d = make_domu(16)
-    port = bind_timer(xen, d)
     now = host.clock.now
     assert hypercall(xen, d, HYPERVISOR_set_timer_op, now + ahead)[0] == 0
-    host.clock.run(until=now + fires_after - 1)
-    assert not xen.evtchn.is_pending(d, port)
-    host.clock.run(until=now + fires_after)
-    assert xen.evtchn.is_pending(d, port)
+    assert d.vcpus[0].singleshot_timer.when == now + fires_after
 
 
 # ================================================================ vcpu_op (common/domain.c)

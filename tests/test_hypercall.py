@@ -14,7 +14,7 @@ from hv.public.sched import (
     SchedShutdown, SchedWatchdog,
 )
 from hv.public.vcpu import (
-    RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, VCPUOP_down,
+    RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_running, VCPUOP_down,
     VCPUOP_get_runstate_info, VCPUOP_initialise, VCPUOP_is_up, VCPUOP_set_periodic_timer,
     VCPUOP_set_singleshot_timer, VCPUOP_stop_periodic_timer, VCPUOP_up, VcpuSetPeriodicTimer,
     VcpuSetSingleshotTimer,
@@ -225,7 +225,7 @@ def test_vcpus_come_up_only_once_initialised(xen, make_domu):
     assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_initialise, 1, ctxt)[0] == -EEXIST
     assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_up, 1)[0] == 0
     assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_is_up, 1)[0] == 1
-    assert d.vcpus[1].runstate == RUNSTATE_runnable
+    assert d.vcpus[1].runstate == RUNSTATE_running       # on the idle pCPU
     assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_down, 1)[0] == 0
     assert d.vcpus[1].runstate == RUNSTATE_offline
     assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_is_up, 7)[0] == -ENOENT
@@ -313,16 +313,19 @@ def test_a_periodic_timer_runs_only_while_its_vcpu_runs(host, xen, dom0, make_do
                            EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=d.domid))
     _, other = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
                          EvtchnBindInterdomain(remote_dom=0, remote_port=unbound.port))
-    assert v.runstate == RUNSTATE_runnable and xen.evtchn.is_pending(d, port)
+    assert v.runstate == RUNSTATE_running and xen.evtchn.is_pending(d, port)
     # A domain that has shut down has nothing left ticking.
     assert hypercall(xen, d, HYPERVISOR_sched_op, SCHEDOP_shutdown,
                      SchedShutdown(reason=SHUTDOWN_poweroff))[0] == 0
-    assert v.periodic_timer is None
-    assert host.clock.peek() is None
+    d.shared_info[SHINFO_EVTCHN_PENDING + port // 8] &= ~(1 << port % 8) & 0xFF
+    host.clock.run(until=host.clock.now + 5 * period)
+    assert v.periodic_timer is None and v.runstate == RUNSTATE_offline
+    assert not xen.evtchn.is_pending(d, port)
 
 
 def test_singleshot_timer_is_only_for_the_calling_vcpu(host, xen, make_domu):
     d = make_domu(16, vcpus=2)
+    assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_stop_periodic_timer, 0)[0] == 0
     _, bound = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
                          EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=0))
     later = host.clock.now + 3 * NS_PER_MS
@@ -338,6 +341,7 @@ def test_singleshot_timer_is_only_for_the_calling_vcpu(host, xen, make_domu):
 
 def test_a_wrapped_timer_deadline_fires_after_100ms(host, xen, make_domu):
     d = make_domu(16)
+    assert hypercall(xen, d, HYPERVISOR_vcpu_op, VCPUOP_stop_periodic_timer, 0)[0] == 0
     _, bound = hypercall(xen, d, HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
                          EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=0))
     now = host.clock.now

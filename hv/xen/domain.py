@@ -16,7 +16,7 @@ from hv.public.errno import EEXIST, EINVAL, ENOMEM, EOVERFLOW
 from hv.public.sched import SHUTDOWN_NAMES, SHUTDOWN_crash
 from hv.public.vcpu import RUNSTATE_offline
 from hv.public.xen import (
-    DOMID_FIRST_RESERVED, DOMID_IO, DOMID_SELF, DOMID_XEN, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
+    DOMID_FIRST_RESERVED, DOMID_IDLE, DOMID_IO, DOMID_SELF, DOMID_XEN, NR_VIRQS, SHINFO_VCPU_INFO, VCPU_INFO_SIZE,
     VCPUINFO_UPCALL_MASK, XEN_LEGACY_MAX_VCPUS,
 )
 from hv.xen.errors import XenError
@@ -33,6 +33,7 @@ DOMDYING_dead = 2
 VPF_blocked = 1 << 0     # waiting for an event
 VPF_down = 1 << 1        # offline (VCPUOP_down, or never brought up)
 VPF_blocked_in_xen = 1 << 2
+VPF_migrating = 1 << 3   # switched out to move to another pCPU
 
 MAX_CONTROLLER_PAUSE = 255
 # Physical IRQ numbers a domain's event channels may name.
@@ -49,6 +50,7 @@ class VCPU:
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
         "singleshot_timer", "periodic_timer", "periodic_period", "periodic_last_event",
         "poll_timer", "affinity_overridden", "gdt_frames", "gdt_ents",
+        "is_idle", "sched_priv", "hard_affinity", "soft_affinity", "sched_entry_time",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -76,6 +78,12 @@ class VCPU:
         self.poll_timer = None
         self.gdt_frames: tuple[int, ...] = ()
         self.gdt_ents = 0
+        # Scheduling: set by the scheduler when the vCPU joins it.
+        self.is_idle = False
+        self.sched_priv = None
+        self.hard_affinity = 0        # pCPUs it may run on (a cpumask)
+        self.soft_affinity = 0        # pCPUs it would rather run on
+        self.sched_entry_time = now   # when it was last switched in
 
     @property
     def runnable(self) -> bool:
@@ -186,6 +194,9 @@ class DomainList:
         # named by DOMID_IO and DOMID_XEN, never in the list, never running.
         self.dom_io = Domain(DOMID_IO, 0)
         self.dom_xen = Domain(DOMID_XEN, 0)
+        # The idle domain: one idle vCPU per pCPU, what a pCPU runs when
+        # it has nothing else.
+        self.idle_domain = Domain(DOMID_IDLE, 0)
 
     # ------------------------------------------------------------ lookup
     def get(self, domid: int) -> Domain | None:
@@ -255,6 +266,7 @@ class DomainList:
             xen.evtchn.domain_init(d, max_evtchn_port)
             xen.gnttab.domain_init(d, max_grant_frames, max_maptrack_frames)
             xen.sched.domain_init(d)
+            xen.sched_ops.domain_init(d)
         except XenError:
             xen.frames.free_xenheap_pages(d)
             raise
@@ -270,9 +282,18 @@ class DomainList:
             d.vcpus.append(v)
             # Guests start with event upcalls masked.
             d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 1
+            self.xen.sched.vcpu_init(v)
             if d.is_shutting_down:      # vcpu_check_shutdown()
                 self.vcpu_pause_nosync(v)
                 v.paused_for_shutdown = True
+
+    def idle_vcpu_create(self, cpu: int) -> VCPU:
+        """pCPU ``cpu``'s idle vCPU: always runnable, never a guest's."""
+        v = VCPU(self.idle_domain, cpu, self.xen.clock.now)
+        v.pause_flags = 0
+        v.is_idle = True
+        self.idle_domain.vcpus.append(v)
+        return v
 
     def domain_pause(self, d: Domain) -> None:
         d.pause_count += 1
@@ -319,7 +340,7 @@ class DomainList:
         self.vcpu_pause_nosync(v)
         xen.descriptor_tables.destroy_gdt(v)
         xen.sched.vcpu_down(v)
-        xen.sched.end_poll(v)
+        xen.sched_ops.end_poll(v)
         v.context, v.is_initialised = None, False
         v.affinity_overridden = False
         v.pause_flags &= ~VPF_blocked
@@ -374,6 +395,7 @@ class DomainList:
         d.is_dying = DOMDYING_dying
         xen.trace.emit("domain", d.domid, -1, "dying", None, None)
         xen.sched.domain_kill(d)
+        xen.sched_ops.domain_kill(d)
         xen.descriptor_tables.domain_kill(d)
         xen.evtchn.domain_destroy(d)
         xen.gnttab.domain_destroy(d)

@@ -417,7 +417,7 @@ class EventChannels:
         else:
             changed = "pending" + self._raise_selector(v, port)
         self.xen.trace.emit("evtchn", d.domid, vcpu_id, "pending", port, changed)
-        self.xen.sched.wake_pollers(d, port)
+        self.xen.sched_ops.wake_pollers(d, port)
 
     def _raise_selector(self, v: "VCPU", port: int) -> str:
         """Set the port's word in the vCPU's selector; the first time, raise
@@ -433,7 +433,7 @@ class EventChannels:
         if info[pos]:
             return "+sel"
         info[pos] = 1
-        self.xen.sched.vcpu_unblock(v)
+        self.xen.sched.vcpu_kick(v)
         return "+sel+upcall"
 
     def clear_pending(self, d: "Domain", port: int) -> None:

@@ -99,7 +99,7 @@ class HypercallTable:
             HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),
             HYPERVISOR_vcpu_op: (xen.vcpu_ops.do_vcpu_op, (2, 3)),
             HYPERVISOR_mmuext_op: (xen.mmu.do_mmuext_op, (1, 2)),
-            HYPERVISOR_sched_op: (xen.sched.do_sched_op, (1, 2)),
+            HYPERVISOR_sched_op: (xen.sched_ops.do_sched_op, (1, 2)),
             HYPERVISOR_event_channel_op: (xen.evtchn.do_event_channel_op, (2, 2)),
             HYPERVISOR_domctl: (self.do_domctl, (1, 1)),
         }
@@ -140,8 +140,7 @@ class HypercallTable:
         if record is not None:
             record[7] = rc
             record[8] = out
-        if xen.deferred:
-            xen.run_deferred()
+        xen.process_pending()
         return rc, out
 
     def do_set_timer_op(self, v: "VCPU", timeout):

@@ -18,7 +18,8 @@ from hv.xen.mm import FrameTable
 from hv.xen.mmu import MMU
 from hv.xen.p2m import P2M
 from hv.xen.page_alloc import MachineMemory, PageAllocator
-from hv.xen.schedule import Scheduler
+from hv.xen.sched_op import SchedOps
+from hv.xen.schedule import NullGuestCPU, Scheduler
 from hv.xen.time import Time
 from hv.xen.timer import EventLoop
 from hv.xen.trace import TraceBuffer
@@ -55,7 +56,7 @@ class Xen:
         self.ram = MachineMemory(nr_frames)
         self.heap = PageAllocator(self.reserved_frames, nr_frames - self.reserved_frames)
         self.frames = FrameTable(self.ram, self.heap, debug_build=debug_build)
-        self.frames.on_release = lambda d: self.defer(self.domains.complete_destroy_if_done, d)
+        self.frames.on_release = self._frame_released
         self.frames.validate_segdesc = validate_segdesc_page
         self.p2m = P2M(self.frames)
         self.trace = TraceBuffer(clock, trace_capacity)
@@ -65,7 +66,11 @@ class Xen:
         self.domains = DomainList(self)
         self.evtchn = EventChannels(self)
         self.gnttab = GrantTables(self)
+        # What runs inside vCPUs: nothing modelled until a host installs
+        # guest kernels.
+        self.guest_cpu = NullGuestCPU()
         self.sched = Scheduler(self)
+        self.sched_ops = SchedOps(self)
         self.memory = Memory(self)
         self.mmu = MMU(self)
         self.descriptor_tables = DescriptorTables(self)
@@ -79,6 +84,9 @@ class Xen:
         # Work that must wait until the current operation is complete, as
         # Xen defers final domain destruction to an RCU callback.
         self.deferred: list[tuple[Callable, tuple]] = []
+        # Set while guest code runs: what it raises waits until it returns.
+        self.in_guest = False
+        clock.after_event = self.process_pending
         self.console.printk(f"Xen version {self.version.version_string} (xenlab)")
         self.console.printk(f"Command line: {cmdline}")
         self.console.printk(f"System RAM: {memory_bytes // MiB}MB, {nr_cpus} CPUs")
@@ -90,6 +98,25 @@ class Xen:
         while self.deferred:
             fn, args = self.deferred.pop(0)
             fn(*args)
+
+    def _frame_released(self, d) -> None:
+        self.defer(self.domains.complete_destroy_if_done, d)
+
+    def process_pending(self) -> None:
+        """What Xen does before going back to a guest, after every event
+        and every hypercall: deferred work, then each pCPU's schedule
+        softirq, then the guest code that has something to do, until all
+        is quiet."""
+        if self.in_guest:
+            return
+        sched, guest_cpu = self.sched, self.guest_cpu
+        while True:
+            if self.deferred:
+                self.run_deferred()
+            elif sched.softirq:
+                sched.do_softirqs()
+            elif not (guest_cpu.pending and guest_cpu.run_pending()):
+                return
 
     @property
     def total_pages(self) -> int:

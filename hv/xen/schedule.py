@@ -1,100 +1,195 @@
-"""vCPU states, blocking and timers (the role of Xen's common/sched/core.c):
-sched_op, set_timer_op, poll, the domain watchdogs, and the runstate each
-vCPU moves through."""
+"""Physical CPUs and what runs on them (the role of Xen's
+common/sched/core.c): each pCPU runs one vCPU at a time, its idle vCPU when
+there is nothing else; the scheduling policy (the credit scheduler) picks.
+
+A vCPU's runstate is running exactly while it is some pCPU's current vCPU.
+Waking and sleeping go through the policy; a pCPU that must choose again
+has its schedule softirq raised, and the machine runs it before time moves
+on (after the event or the hypercall that raised it, as Xen does on its way
+back to a guest). A context switch moves runstates, stops the outgoing
+vCPU's periodic timer, refreshes the incoming one's time info in its
+vcpu_info and restarts its periodic timer, and tells the guest CPU (the
+code the vCPU runs) that it is on again.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hv.public.domctl import XenDomctlSchedulerOp
-from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
-from hv.public.sched import (
-    SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
-    SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
-    SCHEDOP_watchdog, SCHEDOP_yield, SHUTDOWN_watchdog,
-    SchedPinOverride, SchedPoll, SchedRemoteShutdown, SchedShutdown, SchedWatchdog,
+from hv.public.domctl import (
+    XEN_VCPUAFFINITY_FORCE, XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT,
+    XenDomctlSchedulerOp,
 )
-from hv.public.vcpu import RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable
-from hv.public.xen import VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
-from hv.xen.domain import SHUTDOWN_CODE_INVALID, VPF_blocked, VPF_down
-from hv.xen.dispatch import SubOps, copy_from_guest
+from hv.public.errno import EFAULT, EINVAL
+from hv.public.vcpu import (
+    RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running,
+)
+from hv.public.xen import DOMID_XEN, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_TIMER
+from hv.xen import cpumask
+from hv.xen.domain import VPF_blocked, VPF_down, VPF_migrating
 from hv.xen.errors import XenError
 from hv.xen.sched_credit import CreditScheduler
-from hv.xen.timer import NS_PER_MS, NS_PER_S
+from hv.xen.timer import NS_PER_MS
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU, Domain
     from hv.xen.hypervisor import Xen
 
-NR_DOMAIN_WATCHDOG_TIMERS = 2
 # A set_timer_op deadline this far ahead (about 13 days) is taken for a
 # wrapped value; Xen fires the timer in 100 ms instead.
 SET_TIMER_OP_MAX_AHEAD = 1 << 50
+# A PV vCPU's periodic timer until its guest says otherwise (pv/domain.c).
+DEFAULT_PERIODIC_PERIOD = 10 * NS_PER_MS
+# Among events due at the same instant: the scheduler's slice timer before
+# vCPU timers, so that a vCPU's tick lands on whoever runs after the switch.
+PRIO_S_TIMER = 20
+
+
+class PCPU:
+    """One physical CPU (Xen's sched_resource and per-cpu data)."""
+
+    __slots__ = ("cpu", "curr", "idle", "s_timer", "sched_priv")
+
+    def __init__(self, cpu: int, idle: "VCPU"):
+        self.cpu = cpu
+        self.idle = idle
+        self.curr = idle
+        self.s_timer = None
+        self.sched_priv = None
+
+    def __repr__(self) -> str:
+        return f"<pcpu {self.cpu} running {self.curr!r}>"
+
+
+class Topology:
+    """Which pCPUs share a core and a socket: one thread per core, all
+    cores in one socket, unless told otherwise."""
+
+    def __init__(self, nr_cpus: int, threads_per_core: int = 1):
+        self.nr_cpus = nr_cpus
+        self.threads_per_core = threads_per_core
+
+    def siblings(self, cpu: int) -> int:
+        base = cpu - cpu % self.threads_per_core
+        return cpumask.cpumask_all(min(base + self.threads_per_core, self.nr_cpus)) & \
+            ~cpumask.cpumask_all(base)
+
+    def core_siblings(self, cpu: int) -> int:
+        return cpumask.cpumask_all(self.nr_cpus)
+
+
+class NullGuestCPU:
+    """What runs inside a vCPU when no guest kernel is modelled: it uses
+    the pCPU while it has it, and nothing else happens."""
+
+    pending = False
+
+    def switch_in(self, v: "VCPU") -> None:
+        pass
+
+    def switch_out(self, v: "VCPU") -> None:
+        pass
+
+    def kick(self, v: "VCPU") -> None:
+        pass
+
+    def run_pending(self) -> bool:
+        return False
 
 
 class Scheduler:
     def __init__(self, xen: "Xen"):
         self.xen = xen
-        self.policy = CreditScheduler()
-        self._sched_ops = SubOps({
-            SCHEDOP_yield: (self.sched_yield, None),
-            SCHEDOP_block: (self.sched_block, None),
-            SCHEDOP_shutdown: (self.sched_shutdown, SchedShutdown),
-            SCHEDOP_shutdown_code: (self.sched_shutdown_code, SchedShutdown),
-            SCHEDOP_poll: (self.sched_poll, SchedPoll),
-            SCHEDOP_remote_shutdown: (self.sched_remote_shutdown, SchedRemoteShutdown),
-            SCHEDOP_watchdog: (self.sched_watchdog, SchedWatchdog),
-            SCHEDOP_pin_override: (self.sched_pin_override, None),
-        })
+        self.clock = xen.clock
+        self.nr_cpus = xen.nr_cpus
+        self.topology = Topology(xen.nr_cpus)
+        self.softirq = 0            # pCPUs with a schedule softirq raised
+        self.this_cpu = 0           # the pCPU the current work runs on
+        idle_domain = xen.domains.idle_domain
+        self.pcpus = [PCPU(cpu, xen.domains.idle_vcpu_create(cpu)) for cpu in range(self.nr_cpus)]
+        for pcpu in self.pcpus:
+            pcpu.idle.processor = pcpu.cpu
+            pcpu.idle.is_running = True
+            pcpu.idle.runstate_change(RUNSTATE_running, self.clock.now)
+        self.online = cpumask.cpumask_all(self.nr_cpus)
+        self.policy = CreditScheduler(self)
+        self.idle_domain = idle_domain
+        for pcpu in self.pcpus:
+            self.policy.init_pdata(pcpu.cpu)
 
-    # ------------------------------------------------------------ per domain
+    # ------------------------------------------------------------ domains and vCPUs
     def domain_init(self, d: "Domain") -> None:
-        self.policy.init_domain(d)
-        d.watchdog_inuse = [False] * NR_DOMAIN_WATCHDOG_TIMERS
-        d.watchdog_timers = [None] * NR_DOMAIN_WATCHDOG_TIMERS
+        self.policy.alloc_domdata(d)
+
+    def vcpu_init(self, v: "VCPU") -> None:
+        """A new vCPU: free to run anywhere, on the pCPU after its
+        predecessor's (sched_init_vcpu()), with a 10 ms periodic timer."""
+        d = v.domain
+        v.hard_affinity = v.soft_affinity = self.online
+        if v.vcpu_id == 0:
+            v.processor = cpumask.first(self.online)
+        else:
+            v.processor = cpumask.cycle(d.vcpus[v.vcpu_id - 1].processor, self.online)
+        v.periodic_period = DEFAULT_PERIODIC_PERIOD
+        self.policy.insert_vcpu(v)
 
     def domain_kill(self, d: "Domain") -> None:
         """A dying domain's timers stop: none of its code runs again."""
         for v in d.vcpus:
-            for timer in (v.singleshot_timer, v.periodic_timer, v.poll_timer):
+            for timer in (v.singleshot_timer, v.periodic_timer):
                 if timer is not None:
                     timer.cancel()
-            v.singleshot_timer = v.periodic_timer = v.poll_timer = None
-        for timer in d.watchdog_timers:
-            if timer is not None:
-                timer.cancel()
+            v.singleshot_timer = v.periodic_timer = None
 
     def domain_destroy(self, d: "Domain") -> None:
         """The scheduler lets the domain go only when it is finally gone;
         until then it can still be asked about."""
-        self.policy.destroy_domain(d)
+        for v in d.vcpus:
+            self.policy.remove_vcpu(v)
+        self.policy.free_domdata(d)
 
-    # ------------------------------------------------------------ run states
-    # Until vCPUs share pCPUs, a runnable vCPU counts as running: waking is
-    # its switch-in and sleeping its switch-out, which is where Xen starts
-    # and stops its periodic timer.
+    # ------------------------------------------------------------ runstates
     def vcpu_wake(self, v: "VCPU") -> None:
-        if v.runnable and v.runstate in (RUNSTATE_blocked, RUNSTATE_offline):
-            v.runstate_change(RUNSTATE_runnable, self.xen.clock.now)
-            if v.periodic_period:
-                self._periodic_work(v)
+        if v.runnable:
+            if v.runstate >= RUNSTATE_blocked:
+                v.runstate_change(RUNSTATE_runnable, self.clock.now)
+            self.policy.wake(v)
+        elif not v.pause_flags & VPF_blocked and v.runstate == RUNSTATE_blocked:
+            v.runstate_change(RUNSTATE_offline, self.clock.now)
 
     def vcpu_sleep(self, v: "VCPU") -> None:
-        if not v.runnable and v.runstate not in (RUNSTATE_blocked, RUNSTATE_offline):
-            state = RUNSTATE_blocked if v.pause_flags & VPF_blocked else RUNSTATE_offline
-            v.is_running = False
-            v.runstate_change(state, self.xen.clock.now)
-            if v.periodic_timer is not None:
-                v.periodic_timer.cancel()
-                v.periodic_timer = None
+        """vcpu_sleep_nosync(): a vCPU that may no longer run leaves its run
+        queue, or its pCPU is told to choose again."""
+        if not v.runnable:
+            if v.runstate == RUNSTATE_runnable:
+                v.runstate_change(RUNSTATE_offline, self.clock.now)
+            self.policy.sleep(v)
 
     def vcpu_unblock(self, v: "VCPU") -> None:
         if v.pause_flags & VPF_blocked:
             v.pause_flags &= ~VPF_blocked
             # Whatever woke it, a poll ends when the vCPU is unblocked.
             if v.polling:
-                self.end_poll(v)
+                self.xen.sched_ops.end_poll(v)
             self.vcpu_wake(v)
+
+    def vcpu_kick(self, v: "VCPU") -> None:
+        """An event for ``v``: wake it, or if it is running, have it look
+        at once (Xen's event-check IPI)."""
+        running = v.is_running
+        self.vcpu_unblock(v)
+        if running:
+            self.xen.guest_cpu.kick(v)
+
+    def vcpu_block(self, v: "VCPU") -> bool:
+        """Sleep until an event arrives, unless one already waits. Returns
+        whether it blocked."""
+        v.pause_flags |= VPF_blocked
+        if self.events_need_delivery(v):
+            v.pause_flags &= ~VPF_blocked
+            return False
+        self.vcpu_sleep(v)
+        return True
 
     def vcpu_up(self, v: "VCPU") -> None:
         if v.pause_flags & VPF_down:
@@ -105,8 +200,22 @@ class Scheduler:
         if not v.pause_flags & VPF_down:
             v.pause_flags |= VPF_down
             self.vcpu_sleep(v)
-            if v.runstate != RUNSTATE_offline:
-                v.runstate_change(RUNSTATE_offline, self.xen.clock.now)
+
+    def vcpu_yield(self, v: "VCPU") -> None:
+        self.policy.yield_vcpu(v)
+        self.raise_softirq(v.processor)
+
+    def set_migrating(self, v: "VCPU") -> None:
+        """Move a running vCPU: it stops now, and wakes on the pCPU the
+        policy picks once it has been switched out (_VPF_migrating)."""
+        v.pause_flags |= VPF_migrating
+        self.raise_softirq(v.processor)
+
+    def vcpu_pause_by_scheduler(self, v: "VCPU") -> None:
+        self.xen.domains.vcpu_pause_nosync(v)
+
+    def vcpu_unpause_by_scheduler(self, v: "VCPU") -> None:
+        self.xen.domains.vcpu_unpause(v)
 
     @staticmethod
     def events_need_delivery(v: "VCPU") -> bool:
@@ -115,152 +224,109 @@ class Scheduler:
         off = v.vcpu_info_offset
         return bool(info[off + VCPUINFO_UPCALL_PENDING]) and not info[off + VCPUINFO_UPCALL_MASK]
 
-    # ------------------------------------------------------------ sched_op
-    def do_sched_op(self, v: "VCPU", cmd: int, arg=None):
-        return self._sched_ops.lookup(cmd, arg)(v, arg), arg
+    # ------------------------------------------------------------ choosing
+    def raise_softirq(self, cpu: int) -> None:
+        self.softirq |= 1 << cpu
 
-    def sched_yield(self, v: "VCPU", arg) -> int:
-        return 0
+    def do_softirqs(self) -> None:
+        """Run every pCPU's raised schedule softirq, lowest pCPU first."""
+        while self.softirq:
+            cpu = cpumask.first(self.softirq)
+            self.softirq &= ~(1 << cpu)
+            self.schedule(cpu)
 
-    def sched_block(self, v: "VCPU", arg) -> int:
-        """Enable event delivery, then sleep until an event arrives (at once
-        if one already waits)."""
-        d = v.domain
-        d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 0
-        v.pause_flags |= VPF_blocked
-        if self.events_need_delivery(v):
-            v.pause_flags &= ~VPF_blocked
-        else:
-            self.vcpu_sleep(v)
-            self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "block")
-        return 0
+    def schedule(self, cpu: int) -> None:
+        pcpu = self.pcpus[cpu]
+        self.this_cpu = cpu
+        if pcpu.s_timer is not None:
+            pcpu.s_timer.cancel()
+            pcpu.s_timer = None
+        now = self.clock.now
+        prev = pcpu.curr
+        nxt, next_time, _migrated = self.policy.do_schedule(cpu, prev, now)
+        if next_time >= 0:
+            pcpu.s_timer = self.clock.schedule(now + next_time, self._s_timer_fn, cpu,
+                                               priority=PRIO_S_TIMER)
+        if nxt is not prev:
+            self._context_switch(pcpu, prev, nxt, now)
 
-    def sched_shutdown(self, v: "VCPU", arg: SchedShutdown) -> int:
-        self.xen.domains.domain_shutdown(v.domain, arg.reason & 0xFF)
-        return 0
+    def _s_timer_fn(self, cpu: int) -> None:
+        self.pcpus[cpu].s_timer = None
+        self.raise_softirq(cpu)
 
-    def sched_shutdown_code(self, v: "VCPU", arg: SchedShutdown) -> int:
-        d = v.domain
-        if d.shutdown_code == SHUTDOWN_CODE_INVALID:
-            d.shutdown_code = arg.reason & 0xFF
-        return 0
+    def _context_switch(self, pcpu: PCPU, prev: "VCPU", nxt: "VCPU", now: int) -> None:
+        cpu = pcpu.cpu
+        guest_cpu = self.xen.guest_cpu
+        if not prev.is_idle:
+            guest_cpu.switch_out(prev)
+            if prev.periodic_timer is not None:
+                prev.periodic_timer.cancel()
+                prev.periodic_timer = None
+        pcpu.curr = nxt
+        nxt.processor = cpu
+        nxt.is_running = True
+        nxt.sched_entry_time = now
+        state = (RUNSTATE_blocked if prev.pause_flags & VPF_blocked
+                 else RUNSTATE_runnable if prev.runnable else RUNSTATE_offline)
+        prev.runstate_change(state, now)
+        prev.is_running = False
+        nxt.runstate_change(RUNSTATE_running, now)
+        self.xen.trace.emit("sched", DOMID_XEN, -1, "switch", (cpu, _label(prev), _label(nxt)),
+                            None)
+        if not nxt.is_idle:
+            self.xen.time.update_vcpu_system_time(nxt)
+            if nxt.periodic_period:
+                self._periodic_work(nxt)
+        if prev.pause_flags & VPF_migrating:
+            self._migrate_finish(prev)
+        if not nxt.is_idle:
+            guest_cpu.switch_in(nxt)
 
-    def sched_remote_shutdown(self, v: "VCPU", arg: SchedRemoteShutdown) -> int:
-        d = self.xen.domains.get(arg.domain_id)
-        if d is None:
-            raise XenError(ESRCH)
-        self.xen.xsm.dm_priv(v.domain)
-        self.xen.domains.domain_shutdown(d, arg.reason & 0xFF)
-        return 0
+    def _migrate_finish(self, v: "VCPU") -> None:
+        """A vCPU switched out to move: it goes where the policy says and
+        wakes there."""
+        v.processor = self.policy.res_pick(v)
+        v.pause_flags &= ~VPF_migrating
+        self.vcpu_wake(v)
 
-    def sched_pin_override(self, v: "VCPU", arg) -> int:
-        """The hardware domain pins the calling vCPU to a pCPU for a while
-        (a negative pCPU ends it): what dom0 does around firmware calls
-        (vcpu_temporary_affinity() with VCPU_AFFINITY_OVERRIDE)."""
-        if not v.domain.is_hardware_domain:
-            raise XenError(EPERM)
-        arg = copy_from_guest(arg, SchedPinOverride)
-        if arg.pcpu >= self.xen.nr_cpus:
-            raise XenError(EINVAL)
-        if arg.pcpu < 0:
-            if not v.affinity_overridden:
+    # ------------------------------------------------------------ affinity
+    def vcpu_set_affinity(self, v: "VCPU", hard: int | None, soft: int | None) -> None:
+        """Pin a vCPU (hard: only these pCPUs) or say where it would like
+        to run (soft). A hard mask with no online pCPU is -EINVAL; a vCPU
+        running where it may no longer run moves."""
+        if hard is not None:
+            if not hard & self.online:
                 raise XenError(EINVAL)
-            v.affinity_overridden = False
-            return 0
-        if v.affinity_overridden:
-            raise XenError(EBUSY)
-        v.affinity_overridden = True
-        v.processor = arg.pcpu
-        return 0
+            v.hard_affinity = hard & self.online
+            self.policy.aff_cntl(v, v.hard_affinity)
+        if soft is not None:
+            v.soft_affinity = soft & self.online or self.online
+        if not cpumask.test(v.processor, v.hard_affinity):
+            if v.is_running:
+                self.set_migrating(v)
+            else:
+                sleeping_on_runq = v.sched_priv.on_runq
+                if sleeping_on_runq:
+                    self.policy.runq_remove(v.sched_priv)
+                v.processor = self.policy.res_pick(v)
+                if sleeping_on_runq:
+                    self.policy.wake(v)
 
-    def sched_poll(self, v: "VCPU", arg: SchedPoll) -> int:
-        """Wait for one of a set of ports to become pending, or a timeout
-        (do_poll()). Returns at once if one already is."""
-        if arg.nr_ports > SCHEDOP_POLL_MAX_PORTS:
+    def vcpu_affinity_domctl(self, v: "VCPU", flags: int, hard: int | None,
+                             soft: int | None) -> tuple[int, int]:
+        """XEN_DOMCTL_setvcpuaffinity: set what ``flags`` names; returns the
+        effective (hard, soft) masks."""
+        if not flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) or \
+                flags & ~(XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT | XEN_VCPUAFFINITY_FORCE):
             raise XenError(EINVAL)
-        ports = arg.ports if arg.ports is not None else ()
-        if not isinstance(ports, tuple) or len(ports) < arg.nr_ports:
+        if (flags & XEN_VCPUAFFINITY_HARD and hard is None) or \
+                (flags & XEN_VCPUAFFINITY_SOFT and soft is None):
             raise XenError(EFAULT)
-        d = v.domain
-        if self.events_need_delivery(v):
-            return 0
-        for port in ports[:arg.nr_ports]:
-            if not isinstance(port, int) or not 0 <= port < 1 << 32:
-                raise XenError(EFAULT)
-            pending = self.xen.evtchn.port_poll(d, port)   # raises EINVAL
-            if pending:
-                return 0
-        v.pause_flags |= VPF_blocked
-        v.polling = True
-        v.poll_evtchn = ports[0] if arg.nr_ports == 1 else -1
-        if v.poll_timer is not None:
-            v.poll_timer.cancel()
-            v.poll_timer = None
-        if arg.timeout:
-            v.poll_timer = self.xen.clock.schedule(arg.timeout, self._poll_timeout, v)
-        self.vcpu_sleep(v)
-        self.xen.trace.emit("vcpu", d.domid, v.vcpu_id, "poll", tuple(ports[:arg.nr_ports]))
-        return 0
+        self.vcpu_set_affinity(v, hard if flags & XEN_VCPUAFFINITY_HARD else None,
+                               soft if flags & XEN_VCPUAFFINITY_SOFT else None)
+        return v.hard_affinity, v.soft_affinity
 
-    def wake_pollers(self, d: "Domain", port: int) -> None:
-        """evtchn_check_pollers(): a port went pending. A vCPU polling
-        several ports is woken by any port of its domain, as on Xen."""
-        for v in d.vcpus:
-            if v.polling and (v.poll_evtchn <= 0 or v.poll_evtchn == port):
-                self.vcpu_unblock(v)
-
-    def _poll_timeout(self, v: "VCPU") -> None:
-        v.poll_timer = None
-        if v.polling:
-            self.vcpu_unblock(v)
-
-    def end_poll(self, v: "VCPU") -> None:
-        v.polling = False
-        v.poll_evtchn = 0
-        if v.poll_timer is not None:
-            v.poll_timer.cancel()
-            v.poll_timer = None
-
-    def sched_watchdog(self, v: "VCPU", arg: SchedWatchdog) -> int:
-        """Ids 1 and 2: 0 asks for a new watchdog; a zero timeout stops one;
-        otherwise the watchdog is kicked (domain_watchdog())."""
-        d = v.domain
-        wid, timeout = arg.id, arg.timeout
-        if wid > NR_DOMAIN_WATCHDOG_TIMERS:
-            raise XenError(EINVAL)
-        if wid == 0:
-            for i, inuse in enumerate(d.watchdog_inuse):
-                if not inuse:
-                    d.watchdog_inuse[i] = True
-                    self._arm_watchdog(d, i, timeout)
-                    return i + 1
-            raise XenError(ENOSPC)
-        i = wid - 1
-        if not d.watchdog_inuse[i]:
-            raise XenError(EINVAL)
-        if timeout == 0:
-            self._arm_watchdog(d, i, None)
-            d.watchdog_inuse[i] = False
-        else:
-            self._arm_watchdog(d, i, timeout)
-        return 0
-
-    def _arm_watchdog(self, d: "Domain", i: int, seconds: int | None) -> None:
-        timer = d.watchdog_timers[i]
-        if timer is not None:
-            timer.cancel()
-        d.watchdog_timers[i] = None if seconds is None else self.xen.clock.after(
-            seconds * NS_PER_S, self._watchdog_fired, d, i)
-
-    def _watchdog_fired(self, d: "Domain", i: int) -> None:
-        """A watchdog that fires stays allocated: a resumed domain may kick it."""
-        d.watchdog_timers[i] = None
-        if d.is_shutting_down or d.is_dying:
-            return
-        self.xen.console.printk(f"Watchdog timer fired for domain {d.domid}")
-        self.xen.domains.domain_shutdown(d, SHUTDOWN_watchdog)
-
-    # ------------------------------------------------------------ timers
+    # ------------------------------------------------------------ vCPU timers
     def do_set_timer_op(self, v: "VCPU", timeout) -> int:
         """A one-shot VIRQ_TIMER at system time ``timeout`` ns; 0 cancels it.
         With SCHEDOP_block after it, a guest blocks with a timeout."""
@@ -269,7 +335,7 @@ class Scheduler:
         if timeout == 0:
             self.set_singleshot(v, None)
             return 0
-        now = self.xen.clock.now
+        now = self.clock.now
         if timeout < 0 or timeout - now >= SET_TIMER_OP_MAX_AHEAD:
             timeout = now + 100 * NS_PER_MS
         self.set_singleshot(v, timeout)
@@ -282,10 +348,11 @@ class Scheduler:
             v.singleshot_timer.cancel()
             v.singleshot_timer = None
         if when is not None:
-            v.singleshot_timer = self.xen.clock.schedule(when, self._singleshot_fired, v)
+            v.singleshot_timer = self.clock.schedule(when, self._singleshot_fired, v)
 
     def _singleshot_fired(self, v: "VCPU") -> None:
         v.singleshot_timer = None
+        self.this_cpu = v.processor
         self.send_timer_event(v)
 
     def set_periodic(self, v: "VCPU", period: int) -> None:
@@ -305,7 +372,7 @@ class Scheduler:
         arm the timer for the next. The event may wake the vCPU, which
         comes back here: the last event is noted first, and one timer is
         left armed."""
-        now = self.xen.clock.now
+        now = self.clock.now
         due = v.periodic_last_event + v.periodic_period
         if now >= due:
             v.periodic_last_event = now
@@ -313,16 +380,17 @@ class Scheduler:
             self.send_timer_event(v)
         if v.periodic_timer is not None:
             v.periodic_timer.cancel()
-        v.periodic_timer = self.xen.clock.schedule(due, self._periodic_fired, v)
+        v.periodic_timer = self.clock.schedule(due, self._periodic_fired, v)
 
     def _periodic_fired(self, v: "VCPU") -> None:
         v.periodic_timer = None
+        self.this_cpu = v.processor
         self._periodic_work(v)
 
     def send_timer_event(self, v: "VCPU") -> None:
         self.xen.evtchn.send_guest_vcpu_virq(v, VIRQ_TIMER)
 
-    # ------------------------------------------------------------ domctl
+    # ------------------------------------------------------------ domctl and views
     def sched_adjust(self, d: "Domain", op: XenDomctlSchedulerOp) -> XenDomctlSchedulerOp:
         if op.sched_id != self.policy.sched_id:
             raise XenError(EINVAL)
@@ -330,8 +398,17 @@ class Scheduler:
         return XenDomctlSchedulerOp(sched_id=op.sched_id, cmd=op.cmd, u=params)
 
     def dump(self) -> str:
-        lines = [f"Scheduler: {self.policy.opt_name} ({self.policy.name})"]
-        for d in self.xen.domains:
-            if d.sched is not None:
-                lines.append(f"  d{d.domid}: {self.policy.dump_domain(d)}")
+        """The 'r' debug key: the scheduler's settings and every pCPU's queue."""
+        policy = self.policy
+        lines = [f"Scheduler: {policy.opt_name} ({policy.name})"]
+        lines += policy.dump_settings()
+        lines.append(f"idlers: {cpumask.format_list(policy.idlers, self.nr_cpus)}")
+        for pcpu in self.pcpus:
+            lines += policy.dump_pcpu(pcpu.cpu)
         return "\n".join(lines)
+
+
+def _label(v: "VCPU") -> str:
+    return "idle" if v.is_idle else f"d{v.domain.domid}v{v.vcpu_id}"
+
+

@@ -1,11 +1,15 @@
-"""Wallclock time (the role of Xen's common/time.c).
+"""Time (the role of Xen's common/time.c and arch/x86/time.c).
 
-Xen keeps the wall time at which system time was zero (wc_sec, wc_nsec) and
-writes it into every domain's shared_info, plus the domain's own offset, under
-the version protocol: the version is made odd before the write and even after,
-so a guest that reads an odd version, or two different versions around its
-read, knows to read again. System time itself is the machine's virtual
-nanoseconds since boot; nothing here reads a real clock.
+System time is the machine's virtual nanoseconds since boot; nothing here
+reads a real clock. Xen keeps the wall time at which system time was zero
+(wc_sec, wc_nsec) and writes it into every domain's shared_info, plus the
+domain's own offset. Each vCPU's vcpu_info carries a time record a guest
+turns its TSC into system time with: a TSC stamp, the system time at that
+stamp, and the TSC's scale. Xen stamps each pCPU once a second and rewrites
+a vCPU's record when it is scheduled in (or when its pCPU is stamped while
+it runs). Both records are written under the version protocol: the version
+is made odd before the write and even after, so a guest that reads an odd
+version, or two different versions around its read, knows to read again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS
 from hv.public.platform import XENPF_INTERFACE_VERSION, XENPF_settime64, XenPlatformOp
 from hv.public.xen import (
     DOMID_XEN, SHINFO_WC_NSEC, SHINFO_WC_SEC, SHINFO_WC_SEC_HI, SHINFO_WC_VERSION,
+    VCPUINFO_TIME, VcpuTimeInfo,
 )
 from hv.xen.dispatch import copy_from_guest
 from hv.xen.errors import XenError
@@ -27,6 +32,33 @@ if TYPE_CHECKING:
     from hv.xen.hypervisor import Xen
 
 _U32 = struct.Struct("<I")
+# vcpu_time_info after its version: pad0, tsc_timestamp, system_time,
+# tsc_to_system_mul, tsc_shift, flags, pad1.
+_TIME_BODY = struct.Struct("<IQQIbB2x")
+_TIME_BODY_OFFSET = VcpuTimeInfo.offsetof("pad0")
+# How often Xen re-stamps each pCPU's time (arch/x86/time.c's EPOCH).
+EPOCH = NS_PER_S
+PRIO_CALIBRATE = 5
+
+
+def set_time_scale(ticks_per_sec: int) -> tuple[int, int]:
+    """(tsc_to_system_mul, tsc_shift) for a counter of this frequency:
+    ns = ((ticks << shift, or >> -shift) * mul) >> 32 (set_time_scale())."""
+    tps64, shift = ticks_per_sec, 0
+    while tps64 > 2 * NS_PER_S:
+        tps64 >>= 1
+        shift -= 1
+    tps32 = tps64 & 0xFFFFFFFF
+    while tps32 <= NS_PER_S:
+        tps32 <<= 1
+        shift += 1
+    return (NS_PER_S << 32) // tps32, shift
+
+
+def scale_delta(delta: int, mul: int, shift: int) -> int:
+    """What a guest computes from a TSC difference (scale_delta())."""
+    delta = delta << shift if shift >= 0 else delta >> -shift
+    return (delta * mul) >> 32
 
 
 def version_update_begin(version: int) -> int:
@@ -41,6 +73,45 @@ class Time:
     def __init__(self, xen: "Xen", boot_wallclock_ns: int):
         self.xen = xen
         self.wc_sec, self.wc_nsec = divmod(boot_wallclock_ns, NS_PER_S)
+        self.tsc_khz = xen.cpu_khz
+        self.tsc_scale = set_time_scale(self.tsc_khz * 1000)
+        # Each pCPU's last stamp: (its TSC, system time) when calibrated.
+        self.stamps = [(0, 0)] * xen.nr_cpus
+        xen.clock.schedule(EPOCH, self.time_calibration, priority=PRIO_CALIBRATE)
+
+    # ------------------------------------------------------------ system time
+    def tsc_at(self, stime: int) -> int:
+        """The TSC at a system time: every pCPU's counts at tsc_khz from 0
+        at boot, in step."""
+        return stime * self.tsc_khz // 1_000_000
+
+    def time_calibration(self) -> None:
+        """Once a second: stamp every pCPU, and give the vCPUs running now
+        their new record."""
+        xen = self.xen
+        now = xen.clock.now
+        self.stamps = [(self.tsc_at(now), now)] * xen.nr_cpus
+        for pcpu in xen.sched.pcpus:
+            if not pcpu.curr.is_idle:
+                self.update_vcpu_system_time(pcpu.curr)
+        xen.clock.schedule(now + EPOCH, self.time_calibration, priority=PRIO_CALIBRATE)
+
+    def update_vcpu_system_time(self, v: "VCPU", force: bool = False) -> None:
+        """Write the vCPU's time record from its pCPU's stamp, if it changed."""
+        info = v.domain.shared_info
+        if info is None:
+            return
+        tsc, stime = self.stamps[v.processor]
+        mul, shift = self.tsc_scale
+        body = _TIME_BODY.pack(0, tsc, stime, mul, shift, 0)
+        at = v.vcpu_info_offset + VCPUINFO_TIME
+        start = at + _TIME_BODY_OFFSET
+        if not force and info[start:start + len(body)] == body:
+            return
+        version = version_update_begin(_U32.unpack_from(info, at)[0])
+        _U32.pack_into(info, at, version)
+        info[start:start + len(body)] = body
+        _U32.pack_into(info, at, version_update_end(version))
 
     def wallclock_ns(self) -> int:
         """Wall time now, in ns since the epoch."""

@@ -53,6 +53,8 @@ class EventLoop:
         self.now = now
         self._heap: list[tuple[int, int, int, Timer]] = []
         self._seq = 0
+        # Called after each timer runs (the hypervisor's pending work).
+        self.after_event: Callable[[], None] | None = None
 
     def schedule(self, when: int, fn: Callable, *args: Any, priority: int = 0) -> Timer:
         """Run ``fn(*args)`` at absolute time ``when`` (never in the past).
@@ -83,6 +85,8 @@ class EventLoop:
         self.now = timer.when
         timer.cancelled = True  # fired: no longer pending
         timer.fn(*timer.args)
+        if self.after_event is not None:
+            self.after_event()
         return True
 
     def run(self, until: int | None = None) -> int:

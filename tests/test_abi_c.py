@@ -22,6 +22,7 @@ import pytest
 from hv.public import abi
 from hv.public.event_channel import EvtchnStatus
 from hv.public.grant_table import GnttabCopyPtr
+from hv.public.io.console import XenconsInterface
 from hv.public.xen import MmuextOp, MulticallEntry, StartInfo, VcpuGuestContext
 
 TESTS = Path(__file__).resolve().parent
@@ -32,9 +33,10 @@ CFLAGS = ("-Wall", "-Werror", "-D__XEN_INTERFACE_VERSION__=0x00040e00", "-D__XEN
 
 # Every module of hv/public but the layout machinery: a new one is covered
 # the moment it exists, so its structures and constants must be probed.
+PUBLIC = TESTS.parent / "hv" / "public"
 MODULES = tuple(
-    importlib.import_module(f"hv.public.{path.stem}")
-    for path in sorted((TESTS.parent / "hv" / "public").glob("*.py"))
+    importlib.import_module("hv.public." + ".".join(path.relative_to(PUBLIC).with_suffix("").parts))
+    for path in sorted(PUBLIC.rglob("*.py"))
     if path.stem not in ("__init__", "abi")
 )
 
@@ -141,6 +143,7 @@ ALIASES = {
     (StartInfo, "console_mfn"): "console.domU.mfn",
     (StartInfo, "console_evtchn"): "console.domU.evtchn",
     (VcpuGuestContext, "fpu_ctxt"): "fpu_ctxt.x",      # struct { char x[512]; }
+    (XenconsInterface, "in_"): "in",                   # a Python keyword
 }
 
 # A Python integer standing for a whole C union, read as its widest member.

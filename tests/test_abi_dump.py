@@ -11,6 +11,7 @@ else is skipped silently. Each check lists every mismatch at once.
 from __future__ import annotations
 
 import importlib
+import keyword
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ DUMP = Path(__file__).resolve().parent / "data" / "xen-abi.txt"
 MODULES = tuple(
     importlib.import_module(f"hv.public.{name}")
     for name in ("xen", "event_channel", "grant_table", "memory", "sched", "vcpu",
-                 "version", "domctl", "errno")
+                 "version", "domctl", "errno", "io.console")
 )
 
 # Constants of the dump that hv/public owns: all of them must be defined, with
@@ -280,6 +281,11 @@ def test_scalar_type_sizes_match():
     fail_with(problems, "scalar typedef sizes that differ from Xen's")
 
 
+def c_member(name: str) -> str:
+    """A C member named like a Python keyword is spelled with a trailing _."""
+    return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
+
+
 DUMP_STRUCTS = sorted(t for t in set(ABI.sizes) | set(ABI.fields) if our_struct(t) is not None)
 
 
@@ -289,7 +295,7 @@ def test_struct_layout_matches_the_dump(c_type):
     problems = []
     if c_type in ABI.sizes and ABI.sizes[c_type] != cls.SIZE:
         problems.append(f"sizeof({c_type}): ours {cls.SIZE} ({cls.__name__}.SIZE), Xen {ABI.sizes[c_type]}")
-    ours = {f.name: f for f in cls.FIELDS}
+    ours = {c_member(f.name): f for f in cls.FIELDS}
     for member, (off, size) in ABI.fields.get(c_type, {}).items():
         if (cls, member) in FLATTENED:
             group = [ours[n] for n in FLATTENED[cls, member]]

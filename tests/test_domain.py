@@ -33,6 +33,7 @@ from hv.xen.domain import DOMDYING_dead
 from hv.xen.dom0_build import DOM0_START_INFO_PFN
 
 from tests.conftest import hypercall, make_host
+from hv.guest.image import va_to_pfn
 from tests.calls import create, domaininfo, domctl
 
 
@@ -308,7 +309,7 @@ def test_dom0_start_info_byte_for_byte(host):
 def test_a_guest_start_info_names_its_store_and_console(xen, make_domu):
     d = make_domu(16)
     v0 = d.vcpus[0]
-    start_info_pfn = v0.context.user_regs.rsi >> PAGE_SHIFT
+    start_info_pfn = va_to_pfn(v0.context.user_regs.rsi)     # the kernel's direct map
     si = StartInfo.unpack(xen.ram.peek(xen.p2m.lookup(d, start_info_pfn)))
     assert si.magic.rstrip(b"\0") == START_INFO_MAGIC and si.flags == 0
     assert si.nr_pages == 4096 and si.shared_info == d.shared_info_mfn << PAGE_SHIFT

@@ -6,10 +6,16 @@ The new domain gets its memory, a start_info page, a xenstore page and a
 console page at the top of its pseudo-physical space, an event channel for
 each (unbound, waiting for dom0), grant references 0 and 1 seeded for the
 console and xenstore backends, and vCPU 0 ready to run.
+
+Given a workload, the domain also gets the machine's PV kernel: its program
+as the initrd and its P2M list (pfn -> mfn, what a PV kernel needs to give
+memory back), both just below start_info, and vCPU 0 starts at the
+kernel's entry. Without one, vCPU 0 runs code the machine does not model.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from hv.public.domctl import (
@@ -26,10 +32,11 @@ from hv.public.grant_table import (
     GTF_permit_access, GrantEntryV1, GnttabSetupTable,
 )
 from hv.public.memory import XENMEM_populate_physmap, XenMemoryReservation
+from hv.guest.image import KERNEL_ENTRY, pfn_to_va, workload_module
 from hv.public.xen import (
     HYPERVISOR_domctl, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op,
-    HYPERVISOR_memory_op, PAGE_SHIFT, START_INFO_MAGIC, VGCF_in_kernel, VGCF_online,
-    CpuUserRegs, StartInfo, VcpuGuestContext,
+    HYPERVISOR_memory_op, PAGE_SHIFT, PAGE_SIZE, SIF_MOD_START_PFN, START_INFO_MAGIC,
+    VGCF_in_kernel, VGCF_online, CpuUserRegs, StartInfo, VcpuGuestContext,
 )
 from xl.privcmd import HypercallError, Privcmd
 
@@ -39,8 +46,6 @@ MAX_GRANT_FRAMES = 32
 MAX_MAPTRACK_FRAMES = 1024
 MAX_EVTCHN_PORT = 1023
 SUPERPAGE_ORDER = 9                # 2 MiB extents where they fit
-# Where a PV kernel starts; the guest's own code decides what runs there.
-KERNEL_ENTRY = 0xFFFFFFFF80000000
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,10 @@ def _domctl(pc: Privcmd, cmd: int, domid: int, u=None, what: str = "domctl") -> 
 def build_pv_domain(pc: Privcmd, *, memory_kib: int, max_vcpus: int = 1,
                     maxmem_kib: int | None = None, handle: bytes = bytes(16),
                     cmdline: str = "", domid: int = 0, store_domid: int = 0,
-                    console_domid: int = 0, unpause: bool = True) -> BuiltDomain:
-    """Create and build a domain; destroy it again if any step fails."""
+                    console_domid: int = 0, unpause: bool = True,
+                    workload: list[str] | None = None) -> BuiltDomain:
+    """Create and build a domain; destroy it again if any step fails.
+    ``workload`` is the program its kernel runs (None: no modelled kernel)."""
     created = _domctl(pc, XEN_DOMCTL_createdomain, domid, XenDomctlCreatedomain(
         handle=tuple(handle), max_vcpus=max_vcpus, max_evtchn_port=MAX_EVTCHN_PORT,
         max_grant_frames=MAX_GRANT_FRAMES, max_maptrack_frames=MAX_MAPTRACK_FRAMES,
@@ -71,21 +78,23 @@ def build_pv_domain(pc: Privcmd, *, memory_kib: int, max_vcpus: int = 1,
     domid = created.domain
     try:
         return _build(pc, domid, memory_kib, maxmem_kib or memory_kib, max_vcpus, cmdline,
-                      store_domid, console_domid, unpause)
+                      store_domid, console_domid, unpause, workload)
     except Exception:
         _domctl(pc, XEN_DOMCTL_destroydomain, domid, what="destroydomain")
         raise
 
 
 def _build(pc: Privcmd, domid: int, memory_kib: int, maxmem_kib: int, max_vcpus: int,
-           cmdline: str, store_domid: int, console_domid: int, unpause: bool) -> BuiltDomain:
+           cmdline: str, store_domid: int, console_domid: int, unpause: bool,
+           workload: list[str] | None) -> BuiltDomain:
     nr_pages = memory_kib >> (PAGE_SHIFT - 10)
     if nr_pages < 4:
         raise ValueError("a PV domain needs at least 16 KiB of memory")
     _domctl(pc, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=max_vcpus), what="max_vcpus")
     _domctl(pc, XEN_DOMCTL_max_mem, domid,
             XenDomctlMaxMem(max_memkb=maxmem_kib + MAXMEM_SLACK_KIB), what="max_mem")
-    mfn_of = _populate(pc, domid, nr_pages)
+    runs = _populate(pc, domid, nr_pages)
+    mfn_of = _lookup(runs)
     start_info_pfn, store_pfn, console_pfn = nr_pages - 3, nr_pages - 2, nr_pages - 1
     store_port = _alloc_unbound(pc, domid, store_domid)
     console_port = _alloc_unbound(pc, domid, console_domid)
@@ -97,11 +106,15 @@ def _build(pc: Privcmd, domid: int, memory_kib: int, maxmem_kib: int, max_vcpus:
         magic=START_INFO_MAGIC, nr_pages=nr_pages, shared_info=shared_info_mfn << PAGE_SHIFT,
         store_mfn=store_mfn, store_evtchn=store_port, console_mfn=console_mfn,
         console_evtchn=console_port, cmd_line=cmdline.encode()[:1023])
+    entry = 0
+    if workload is not None:
+        info = _load_kernel(pc, info, runs, nr_pages, start_info_pfn, workload)
+        entry = KERNEL_ENTRY
     page = pc.map_foreign(mfn_of(start_info_pfn))
     page[:StartInfo.SIZE] = info.pack()
     ctxt = VcpuGuestContext(
         flags=VGCF_in_kernel | VGCF_online,
-        user_regs=CpuUserRegs(rip=KERNEL_ENTRY, rsi=start_info_pfn << PAGE_SHIFT))
+        user_regs=CpuUserRegs(rip=entry, rsi=pfn_to_va(start_info_pfn)))
     _domctl(pc, XEN_DOMCTL_setvcpucontext, domid, XenDomctlVcpucontext(vcpu=0, ctxt=ctxt),
             what="setvcpucontext")
     if unpause:
@@ -110,9 +123,43 @@ def _build(pc: Privcmd, domid: int, memory_kib: int, maxmem_kib: int, max_vcpus:
                        console_mfn, console_port)
 
 
-def _populate(pc: Privcmd, domid: int, nr_pages: int):
+def _load_kernel(pc: Privcmd, info: StartInfo, runs, nr_pages: int, below_pfn: int,
+                 workload: list[str]) -> StartInfo:
+    """Place the program and the P2M list in the pages below ``below_pfn``;
+    the start_info that tells the kernel where they are."""
+    module = workload_module(workload)
+    p2m = b"".join(struct.pack(f"<{count}Q", *range(mfn, mfn + count))
+                   for _first, count, mfn in runs)
+    module_pfn = below_pfn - _pages(len(module))
+    p2m_pfn = module_pfn - _pages(len(p2m))
+    if p2m_pfn < 1:
+        raise ValueError(f"{nr_pages} pages are too few for the kernel's P2M list and program")
+    mfn_of = _lookup(runs)
+    for pfn, data in ((module_pfn, module), (p2m_pfn, p2m)):
+        for i in range(0, len(data), PAGE_SIZE):
+            page = pc.map_foreign(mfn_of(pfn + i // PAGE_SIZE))
+            chunk = data[i:i + PAGE_SIZE]
+            page[:len(chunk)] = chunk
+    return info.replace(flags=info.flags | SIF_MOD_START_PFN, mod_start=module_pfn,
+                        mod_len=len(module), mfn_list=pfn_to_va(p2m_pfn))
+
+
+def _pages(nbytes: int) -> int:
+    return (nbytes + PAGE_SIZE - 1) // PAGE_SIZE
+
+
+def _lookup(runs):
+    def mfn_of(target: int) -> int:
+        for first, count, mfn in runs:
+            if first <= target < first + count:
+                return mfn + target - first
+        raise KeyError(target)
+    return mfn_of
+
+
+def _populate(pc: Privcmd, domid: int, nr_pages: int) -> list[tuple[int, int, int]]:
     """Give the domain its memory in 2 MiB extents, then 4 KiB pages for
-    the rest; return a pfn -> mfn lookup."""
+    the rest; return the runs (first pfn, count, first mfn)."""
     runs: list[tuple[int, int, int]] = []  # (first pfn, count, first mfn)
     pfn = 0
     for order in (SUPERPAGE_ORDER, 0):
@@ -129,13 +176,7 @@ def _populate(pc: Privcmd, domid: int, nr_pages: int):
                                  f"{done} of {count} extents of order {order}")
         runs.extend((g, 1 << order, m) for g, m in zip(gpfns, out.extent_start))
         pfn += count << order
-
-    def mfn_of(target: int) -> int:
-        for first, count, mfn in runs:
-            if first <= target < first + count:
-                return mfn + target - first
-        raise KeyError(target)
-    return mfn_of
+    return runs
 
 
 def _alloc_unbound(pc: Privcmd, domid: int, remote: int) -> int:

@@ -243,6 +243,8 @@ DOMCTL_PAYLOAD = {
     XEN_DOMCTL_getdomaininfo: XenDomctlGetdomaininfo,
     XEN_DOMCTL_max_mem: XenDomctlMaxMem,
     XEN_DOMCTL_setvcpucontext: XenDomctlVcpucontext,
+    XEN_DOMCTL_setvcpuaffinity: XenDomctlVcpuaffinity,
+    XEN_DOMCTL_getvcpuaffinity: XenDomctlVcpuaffinity,
     XEN_DOMCTL_getvcpuinfo: XenDomctlGetvcpuinfo,
     XEN_DOMCTL_max_vcpus: XenDomctlMaxVcpus,
     XEN_DOMCTL_scheduler_op: XenDomctlSchedulerOp,

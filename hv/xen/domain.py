@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from hv.public.callback import CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CALLBACKTYPE_syscall
 from hv.public.errno import EEXIST, EINVAL, ENOMEM, EOVERFLOW
 from hv.public.sched import SHUTDOWN_NAMES, SHUTDOWN_crash
 from hv.public.vcpu import RUNSTATE_offline
@@ -51,6 +52,7 @@ class VCPU:
         "singleshot_timer", "periodic_timer", "periodic_period", "periodic_last_event",
         "poll_timer", "affinity_overridden", "gdt_frames", "gdt_ents",
         "is_idle", "sched_priv", "hard_affinity", "soft_affinity", "sched_entry_time",
+        "callbacks",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -78,6 +80,9 @@ class VCPU:
         self.poll_timer = None
         self.gdt_frames: tuple[int, ...] = ()
         self.gdt_ents = 0
+        # Where the guest kernel takes events, failures, system calls
+        # (CALLBACKTYPE_* -> address), from callback_op or its context.
+        self.callbacks: dict[int, int] = {}
         # Scheduling: set by the scheduler when the vCPU joins it.
         self.is_idle = False
         self.sched_priv = None
@@ -333,6 +338,20 @@ class DomainList:
         if v.pause_count == 0:
             self.xen.sched.vcpu_wake(v)
 
+    @staticmethod
+    def arch_set_info_guest(v: VCPU, ctxt) -> None:
+        """Give a vCPU its starting context: registers, and the callbacks
+        the context names (arch_set_info_guest())."""
+        v.context = ctxt
+        v.is_initialised = True
+        for kind, address in ((CALLBACKTYPE_event, ctxt.event_callback_eip),
+                              (CALLBACKTYPE_failsafe, ctxt.failsafe_callback_eip),
+                              (CALLBACKTYPE_syscall, ctxt.syscall_callback_eip)):
+            if address:
+                v.callbacks[kind] = address
+            else:
+                v.callbacks.pop(kind, None)
+
     def vcpu_reset(self, v: VCPU) -> None:
         """Back to a vCPU never started (vcpu_reset()): down, with no
         context and no GDT, neither blocked nor polling."""
@@ -342,6 +361,7 @@ class DomainList:
         xen.sched.vcpu_down(v)
         xen.sched_ops.end_poll(v)
         v.context, v.is_initialised = None, False
+        v.callbacks.clear()
         v.affinity_overridden = False
         v.pause_flags &= ~VPF_blocked
         self.vcpu_unpause(v)

@@ -13,14 +13,16 @@ from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain,
     XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_irq_permission,
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
-    XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setdomainhandle,
-    XEN_DOMCTL_set_virq_handler, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset,
+    XEN_DOMCTL_getvcpuaffinity, XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op,
+    XEN_DOMCTL_setdomainhandle, XEN_DOMCTL_set_virq_handler, XEN_DOMCTL_setvcpuaffinity,
+    XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset, XEN_VCPUAFFINITY_HARD,
+    XEN_VCPUAFFINITY_SOFT,
     XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused,
     XEN_DOMINF_running, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
     XEN_DOMINF_xs_domain, XEN_INVALID_MAX_VCPU_ID, XenDomctl, XenDomctlCreatedomain,
-    XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo,
+    XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenctlBitmap,
 )
-from hv.public.errno import EACCES, EINVAL, ENOSYS, ESRCH
+from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS, ESRCH
 from hv.public.vcpu import RUNSTATE_running
 from hv.public.xen import DOMID_FIRST_RESERVED, PAGE_SHIFT, VGCF_online, VcpuGuestContext
 from hv.xen.domain import DOMDYING_dead, VPF_blocked, VPF_down
@@ -41,6 +43,26 @@ _UNAVAILABLE_CDF = (XEN_DOMCTL_CDF_hvm | XEN_DOMCTL_CDF_hap | XEN_DOMCTL_CDF_iom
 GNTTAB_MAX_VERSION = 1
 
 
+def bitmap_to_cpumask(bitmap: XenctlBitmap) -> int:
+    """A caller's xenctl_bitmap as a cpumask: its first nr_bits bits
+    (xenctl_bitmap_to_bitmap()); bytes it does not have are -EFAULT."""
+    nbytes = (bitmap.nr_bits + 7) // 8
+    data = bitmap.bitmap
+    if nbytes and (not isinstance(data, (bytes, tuple)) or len(data) < nbytes):
+        raise XenError(EFAULT)
+    mask = int.from_bytes(bytes(data[:nbytes]), "little") if nbytes else 0
+    return mask & ((1 << bitmap.nr_bits) - 1)
+
+
+def cpumask_to_bitmap(bitmap: XenctlBitmap, mask: int) -> XenctlBitmap:
+    """A cpumask written into the caller's bitmap of nr_bits bits."""
+    nbytes = (bitmap.nr_bits + 7) // 8
+    if nbytes and (not isinstance(bitmap.bitmap, (bytes, tuple)) or len(bitmap.bitmap) < nbytes):
+        raise XenError(EFAULT)
+    data = (mask & ((1 << (nbytes * 8)) - 1)).to_bytes(nbytes, "little")
+    return bitmap.replace(bitmap=data + bytes(bitmap.bitmap[nbytes:]) if nbytes else bitmap.bitmap)
+
+
 class Domctl:
     def __init__(self, xen: "Xen"):
         self.xen = xen
@@ -58,6 +80,8 @@ class Domctl:
             XEN_DOMCTL_irq_permission: self.irq_permission,
             XEN_DOMCTL_settimeoffset: self.settimeoffset,
             XEN_DOMCTL_set_virq_handler: self.set_virq_handler,
+            XEN_DOMCTL_setvcpuaffinity: self.setvcpuaffinity,
+            XEN_DOMCTL_getvcpuaffinity: self.getvcpuaffinity,
         }
 
     def do_domctl(self, v: "VCPU", op):
@@ -190,8 +214,7 @@ class Domctl:
         if u.ctxt is None:
             self.xen.domains.vcpu_reset(vc)
             return 0, u
-        vc.context = copy_from_guest(u.ctxt, VcpuGuestContext)
-        vc.is_initialised = True
+        self.xen.domains.arch_set_info_guest(vc, copy_from_guest(u.ctxt, VcpuGuestContext))
         if u.ctxt.flags & VGCF_online:
             self.xen.sched.vcpu_up(vc)
         else:
@@ -219,6 +242,41 @@ class Domctl:
             vcpu=u.vcpu, online=int(not vc.pause_flags & VPF_down),
             blocked=int(bool(vc.pause_flags & VPF_blocked)), running=int(vc.is_running),
             cpu_time=times[RUNSTATE_running], cpu=vc.processor)
+
+    def setvcpuaffinity(self, v, d, u):
+        """Pin a vCPU (hard affinity) or say where it would rather run
+        (soft); the masks now in force come back: what was asked, within
+        the online pCPUs."""
+        vc = self._affinity_vcpu(d, u)
+        hard = bitmap_to_cpumask(u.cpumap_hard) if u.flags & XEN_VCPUAFFINITY_HARD else None
+        soft = bitmap_to_cpumask(u.cpumap_soft) if u.flags & XEN_VCPUAFFINITY_SOFT else None
+        have_hard, have_soft = self.xen.sched.vcpu_affinity_domctl(vc, u.flags, hard, soft)
+        return 0, self._affinity_out(u, have_hard, have_soft)
+
+    def getvcpuaffinity(self, v, d, u):
+        vc = self._affinity_vcpu(d, u)
+        if not u.flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT):
+            raise XenError(EINVAL)
+        return 0, self._affinity_out(u, vc.hard_affinity, vc.soft_affinity)
+
+    @staticmethod
+    def _affinity_vcpu(d, u):
+        if u.vcpu >= d.max_vcpus:
+            raise XenError(EINVAL)
+        vc = d.vcpu(u.vcpu)
+        if vc is None:
+            raise XenError(ESRCH)
+        return vc
+
+    @staticmethod
+    def _affinity_out(u, hard: int, soft: int):
+        """The masks written back into the caller's bitmaps it asked about;
+        soft affinity as it counts, within the hard."""
+        return u.replace(
+            cpumap_hard=cpumask_to_bitmap(u.cpumap_hard, hard)
+            if u.flags & XEN_VCPUAFFINITY_HARD else u.cpumap_hard,
+            cpumap_soft=cpumask_to_bitmap(u.cpumap_soft, soft & hard)
+            if u.flags & XEN_VCPUAFFINITY_SOFT else u.cpumap_soft)
 
     def scheduler_op(self, v, d, u):
         return 0, self.xen.sched.sched_adjust(d, u)

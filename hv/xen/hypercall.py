@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from hv.public.errno import EFAULT, EINVAL, ENOSYS
 from hv.public.xen import (
-    HYPERCALL_NAMES, HYPERVISOR_console_io, HYPERVISOR_domctl,
+    HYPERCALL_NAMES, HYPERVISOR_callback_op, HYPERVISOR_console_io, HYPERVISOR_domctl,
     HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
     HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall, HYPERVISOR_platform_op,
     HYPERVISOR_sched_op, HYPERVISOR_set_gdt, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
     HYPERVISOR_xen_version, MulticallEntry,
 )
 from hv.public import domctl as _domctl, event_channel as _evtchn, grant_table as _gnttab
+from hv.public import callback as _callback
 from hv.public import memory as _memory, sched as _sched, vcpu as _vcpu, version as _version
 from hv.public import xen as _xen
 from hv.public.memory import MEMOP_CMD_MASK
@@ -48,6 +49,7 @@ _SUBOPS = {
     HYPERVISOR_vcpu_op: _names(_vcpu, "VCPUOP_"),
     HYPERVISOR_xen_version: _names(_version, "XENVER_"),
     HYPERVISOR_console_io: _names(_xen, "CONSOLEIO_"),
+    HYPERVISOR_callback_op: _names(_callback, "CALLBACKOP_"),
 }
 _DOMCTLS = _names(_domctl, "XEN_DOMCTL_")
 
@@ -94,6 +96,7 @@ class HypercallTable:
             HYPERVISOR_multicall: (self.do_multicall, (1, 1)),
             HYPERVISOR_set_timer_op: (self.do_set_timer_op, (1, 1)),
             HYPERVISOR_platform_op: (xen.time.do_platform_op, (1, 1)),
+            HYPERVISOR_callback_op: (xen.callbacks.do_callback_op, (2, 2)),
             HYPERVISOR_xen_version: (xen.version.do_xen_version, (1, 2)),
             HYPERVISOR_console_io: (xen.console.do_console_io, (3, 3)),
             HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from hv.public.xen import PAGE_SHIFT, VIRQ_DEBUG
+from hv.xen.callback import Callbacks
 from hv.xen.console import Console
 from hv.xen.descriptor_tables import DescriptorTables, validate_segdesc_page
 from hv.xen.domain import DomainList
@@ -74,6 +75,7 @@ class Xen:
         self.memory = Memory(self)
         self.mmu = MMU(self)
         self.descriptor_tables = DescriptorTables(self)
+        self.callbacks = Callbacks(self)
         self.vcpu_ops = VcpuOps(self)
         self.version = Version(self, cmdline)
         self.domctl = Domctl(self)

@@ -51,8 +51,7 @@ class VcpuOps:
         """Give a vCPU that has never run its starting context."""
         if v.is_initialised:
             raise XenError(EEXIST)
-        v.context = ctxt
-        v.is_initialised = True
+        self.xen.domains.arch_set_info_guest(v, ctxt)
         return 0, ctxt
 
     def vcpu_up(self, current, v: "VCPU", arg):

@@ -51,6 +51,8 @@
 #include <xen/features.h>
 #include <xen/domctl.h>
 #include <xen/platform.h>
+#include <xen/callback.h>
+#include <xen/io/console.h>
 #include <xen/errno.h>
 
 /*
@@ -1121,6 +1123,39 @@ static void errno_h(void)
     const_line("XEN_ERESTART", (long long)XENLAB_ERESTART);
 }
 
+static void callback_h(void)
+{
+    STRUCT(callback_register);
+    MEMBER(callback_register, type);
+    MEMBER(callback_register, flags);
+    MEMBER(callback_register, address);
+
+    STRUCT(callback_unregister);
+    MEMBER(callback_unregister, type);
+    MEMBER(callback_unregister, _unused);
+
+    CONST(CALLBACKTYPE_event);
+    CONST(CALLBACKTYPE_failsafe);
+    CONST(CALLBACKTYPE_syscall);
+    CONST(CALLBACKTYPE_nmi);
+    CONST(CALLBACKTYPE_sysenter);
+    CONST(CALLBACKTYPE_syscall32);
+    CONST(CALLBACKF_mask_events);
+    CONST(CALLBACKOP_register);
+    CONST(CALLBACKOP_unregister);
+}
+
+static void io_console_h(void)
+{
+    STRUCT(xencons_interface);
+    MEMBER(xencons_interface, in);
+    MEMBER(xencons_interface, out);
+    MEMBER(xencons_interface, in_cons);
+    MEMBER(xencons_interface, in_prod);
+    MEMBER(xencons_interface, out_cons);
+    MEMBER(xencons_interface, out_prod);
+}
+
 int main(void)
 {
     xen_h();
@@ -1132,6 +1167,8 @@ int main(void)
     version_h();
     domctl_h();
     platform_h();
+    callback_h();
+    io_console_h();
     errno_h();
     printf("end %lu\n", lines);
     return 0;

@@ -1,0 +1,115 @@
+"""The programs guests run: a few lines, one operation each.
+
+    burn 100%          use the CPU on every vCPU until the domain stops
+                       (a smaller percentage is a duty cycle)
+    compute 5ms        use the CPU for a while, then go on
+    sleep 100ms        wait, vCPU blocked
+    echo hello         write a line to the domain's console
+    balloon 64M        give memory back to Xen, or take it again, until
+                       the domain holds that much
+    shutdown poweroff  shut the domain down (poweroff, reboot, suspend)
+    crash              panic
+    idle               nothing more (also what a program that ends does)
+    loop               start again from the first line
+
+A parsed program is a tuple of plain tuples, so that where a guest is in it
+is plain data too: a snapshot carries it, stepping shows it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hv.public.sched import SHUTDOWN_poweroff, SHUTDOWN_reboot, SHUTDOWN_suspend
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+SHUTDOWN_REASONS = {"poweroff": SHUTDOWN_poweroff, "reboot": SHUTDOWN_reboot,
+                    "suspend": SHUTDOWN_suspend}
+VERBS = ("burn", "compute", "sleep", "echo", "balloon", "shutdown", "crash", "idle", "loop")
+
+Op = tuple
+
+
+class WorkloadError(ValueError):
+    """A line the guest cannot run: where, and why."""
+
+    def __init__(self, line: int, column: int, message: str):
+        super().__init__(f"line {line}, column {column}: {message}")
+        self.line = line
+        self.column = column
+        self.message = message
+
+
+def parse_duration(text: str) -> int:
+    """"100ms", "1.5s", "250us" in ns."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ns|us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration (say 100ms, 2s, 250us)")
+    value = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
+    return int(value * _DURATION_UNITS[m.group(2)])
+
+
+def parse_size(text: str) -> int:
+    """"64M", "1G", "512k", "64MiB" in bytes; a bare number is bytes."""
+    m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)(i?[bB])?", text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size (say 64M or 1G)")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def parse_workload(lines) -> tuple[Op, ...]:
+    """Parse a program. ``lines`` is a list of lines (or one string);
+    blank lines and # comments are skipped."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    program = []
+    for number, raw in enumerate(lines, 1):
+        text = raw.split("#", 1)[0].rstrip()
+        if not text.strip():
+            continue
+        indent = len(text) - len(text.lstrip())
+        verb, _, rest = text.strip().partition(" ")
+        arg_column = indent + len(verb) + 2
+        try:
+            program.append(_parse_op(verb, rest.strip()))
+        except _BadVerb:
+            raise WorkloadError(number, indent + 1,
+                                f"unknown operation {verb!r} (one of {', '.join(VERBS)})") from None
+        except ValueError as e:
+            raise WorkloadError(number, arg_column, str(e)) from None
+    return tuple(program)
+
+
+class _BadVerb(Exception):
+    pass
+
+
+def _parse_op(verb: str, arg: str) -> Op:
+    if verb == "burn":
+        m = re.fullmatch(r"(\d+)%", arg)
+        if not m or not 1 <= int(m.group(1)) <= 100:
+            raise ValueError(f"burn takes a percentage from 1% to 100%, not {arg!r}")
+        return ("burn", int(m.group(1)))
+    if verb in ("compute", "sleep"):
+        if not arg:
+            raise ValueError(f"{verb} needs a duration (say 100ms)")
+        return (verb, parse_duration(arg))
+    if verb == "echo":
+        return ("echo", arg)
+    if verb == "balloon":
+        if not arg:
+            raise ValueError("balloon needs a size (say 64M)")
+        size = parse_size(arg)
+        if size < 1 << 20:
+            raise ValueError(f"balloon target {arg!r} is below 1 MiB")
+        return ("balloon", size)
+    if verb == "shutdown":
+        if arg not in SHUTDOWN_REASONS:
+            raise ValueError(f"shutdown takes one of {', '.join(SHUTDOWN_REASONS)}, not {arg!r}")
+        return ("shutdown", SHUTDOWN_REASONS[arg])
+    if verb in ("crash", "idle", "loop"):
+        if arg:
+            raise ValueError(f"{verb} takes no argument")
+        return (verb,)
+    raise _BadVerb(verb)

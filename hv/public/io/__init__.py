@@ -1,0 +1,1 @@
+"""xen/include/public/io/: the shared-memory layouts of the split drivers."""

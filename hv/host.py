@@ -1,14 +1,20 @@
-"""One physical machine running Xen: the hypervisor, its virtual time, and
-dom0, assembled and ready to drive from Python."""
+"""One physical machine running Xen: the hypervisor, its virtual time, its
+pCPUs running the guests' kernels, and dom0, assembled and ready to drive
+from Python. A host can be stepped, domain by domain, and snapshotted."""
 
 from __future__ import annotations
 
 import gc
+import pickle
+import random
 
+from hv.guest.cpu import PVGuestCPU
+from hv.guest.image import KERNEL_ENTRY, workload_module
 from hv.public.xen import PAGE_SHIFT
 from hv.xen.dom0_build import construct_dom0
 from hv.xen.hypervisor import BOOT_WALLCLOCK_NS, GiB, MiB, Xen
 from hv.xen.timer import EventLoop
+from hv.xen.trace import TraceRecord
 
 DEFAULT_CPUS = 4
 DEFAULT_MEMORY = 16 * GiB
@@ -30,15 +36,23 @@ class Host:
                  dom0_memory: int = DEFAULT_DOM0_MEMORY, dom0_vcpus: int | None = None,
                  cmdline: str = "", dom0_cmdline: str = "console=hvc0",
                  trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS,
-                 debug_build: bool = False):
+                 debug_build: bool = False, dom0_workload: list[str] | None = ("idle",),
+                 seed: int = 0):
+        """``dom0_workload`` is the program dom0's kernel runs (None: dom0
+        runs no modelled kernel, and whoever drives the host makes its
+        hypercalls). ``seed`` feeds everything on the host that is random."""
         _collect_garbage_less_often()
         self.clock = EventLoop()
+        self.random = random.Random(seed)
         self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
                        cmdline=cmdline or f"dom0_mem={dom0_memory // MiB}M",
                        trace_capacity=trace_capacity, boot_wallclock_ns=boot_wallclock_ns,
                        debug_build=debug_build)
+        self.xen.guest_cpu = PVGuestCPU(self.xen)
+        kernel = {} if dom0_workload is None else {
+            "entry": KERNEL_ENTRY, "initrd": workload_module(list(dom0_workload))}
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
-                                   dom0_vcpus or min(cpus, 32), dom0_cmdline)
+                                   dom0_vcpus or min(cpus, 32), dom0_cmdline, **kernel)
         self.xen.process_pending()
 
     @property
@@ -50,3 +64,31 @@ class Host:
 
     def step(self) -> bool:
         return self.clock.step()
+
+    def step_domain(self, domid: int, vcpu: int = 0) -> list[TraceRecord]:
+        """Run exactly one operation of a paused domain's vCPU, while the
+        rest of the machine keeps its own time; the trace records it made."""
+        d = self.xen.domains.get(domid)
+        if d is None:
+            raise ValueError(f"there is no domain {domid}")
+        if not d.controller_pause_count:
+            raise ValueError(f"domain {domid} is running: pause it to step it")
+        v = d.vcpu(vcpu)
+        if v is None:
+            raise ValueError(f"domain {domid} has no vCPU {vcpu}")
+        return self.xen.guest_cpu.step(v)
+
+    # ------------------------------------------------------------ snapshots
+    def snapshot(self) -> bytes:
+        """The whole machine as bytes: memory, every subsystem, the guests'
+        kernels and programs, and the events still to come."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def restore(data: bytes) -> "Host":
+        """A machine that goes on exactly as the one snapshotted would have."""
+        _collect_garbage_less_often()
+        host = pickle.loads(data)
+        if not isinstance(host, Host):
+            raise ValueError("not a host snapshot")
+        return host

@@ -22,6 +22,7 @@ def make_host(**kw) -> Host:
     kw.setdefault("cpus", 2)
     kw.setdefault("memory", 1024 * MiB)
     kw.setdefault("dom0_memory", 128 * MiB)
+    kw.setdefault("dom0_workload", None)
     host = Host(**kw)
     for v in host.dom0.vcpus:
         if v.runnable:

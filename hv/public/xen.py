@@ -279,6 +279,14 @@ class VcpuTimeInfo:
     pad1: uint8_t[2]
 
 
+def pvclock_scale_delta(delta: int, mul: int, shift: int) -> int:
+    """How a guest turns a TSC difference into nanoseconds with its
+    vcpu_time_info: shift left (or right when negative), then multiply by
+    the 32.32 fraction tsc_to_system_mul."""
+    delta = delta << shift if shift >= 0 else delta >> -shift
+    return (delta * mul) >> 32
+
+
 @xenstruct
 class ArchVcpuInfo:
     cr2: unsigned_long

@@ -146,6 +146,8 @@ class Domain:
         self.is_dying = DOMDYING_alive
         # Per-subsystem state, owned by each subsystem.
         self.evtchn = None
+        # The modelled kernel running in it, if it runs one (hv/guest).
+        self.guest = None
         self.grant_table = None
         self.sched = None
         self.watchdog_inuse: list[bool] = []

@@ -55,10 +55,6 @@ def set_time_scale(ticks_per_sec: int) -> tuple[int, int]:
     return (NS_PER_S << 32) // tps32, shift
 
 
-def scale_delta(delta: int, mul: int, shift: int) -> int:
-    """What a guest computes from a TSC difference (scale_delta())."""
-    delta = delta << shift if shift >= 0 else delta >> -shift
-    return (delta * mul) >> 32
 
 
 def version_update_begin(version: int) -> int:

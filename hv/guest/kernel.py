@@ -1,0 +1,452 @@
+"""A paravirtualised kernel in miniature (the role of Linux's arch/x86/xen
+and drivers/xen, as far as this machine needs them).
+
+It boots the way the interface manual describes: it reads its start_info
+page, registers its event callback, maps shared_info, binds VIRQ_TIMER and a
+wake-up IPI for each vCPU, brings its other vCPUs up, and opens event
+delivery. From then on it learns of events only through upcalls: it clears
+evtchn_upcall_pending, takes the selector word, and for each pending,
+unmasked port clears the pending bit and calls the port's handler. When it
+has nothing to do it blocks (SCHEDOP_block); to sleep it sets a one-shot
+timer first. Its console is console_io for dom0 and the console ring for
+everyone else.
+
+What it does besides is its program (hv/guest/workload.py), run on vCPU 0.
+
+Everything a vCPU still has to do is a queue of operations, plain tuples,
+next first: the boot steps, the program's operations, a compute in
+progress. One operation is what stepping a paused domain runs. Operations
+that take time (computing) end on a timer while the vCPU runs and pause
+while it does not.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from hv.guest.image import EVENT_CALLBACK, FAILSAFE_CALLBACK, SECONDARY_ENTRY, va_to_pfn
+from hv.guest.image import read_module
+from hv.guest.workload import WorkloadError, parse_workload
+from hv.public.callback import (
+    CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CallbackRegister,
+)
+from hv.public.event_channel import (
+    EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq, EVTCHNOP_send, EvtchnBindIpi, EvtchnBindVirq,
+    EvtchnSend,
+)
+from hv.public.io.console import XenconsInterface
+from hv.public.memory import (
+    XENMEM_decrease_reservation, XENMEM_populate_physmap, XenMemoryReservation,
+)
+from hv.public.sched import SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, SchedShutdown
+from hv.public.vcpu import VCPUOP_initialise, VCPUOP_up
+from hv.public.xen import (
+    CONSOLEIO_write, DOMID_SELF, HYPERVISOR_callback_op, HYPERVISOR_console_io,
+    HYPERVISOR_event_channel_op, HYPERVISOR_memory_op, HYPERVISOR_sched_op,
+    HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op, PAGE_SHIFT, PAGE_SIZE, SHINFO_EVTCHN_MASK,
+    SHINFO_EVTCHN_PENDING, SIF_INITDOMAIN, SIF_MOD_START_PFN, START_INFO_MAGIC,
+    VCPUINFO_PENDING_SEL, VCPUINFO_TIME, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
+    VGCF_in_kernel, VIRQ_TIMER, CpuUserRegs, StartInfo, VcpuGuestContext, VcpuTimeInfo,
+    pvclock_scale_delta,
+)
+
+if TYPE_CHECKING:
+    from hv.xen.domain import VCPU, Domain
+    from hv.xen.hypervisor import Xen
+
+# A compute that never ends (burn 100%).
+FOREVER = 1 << 62
+# What fetching a program operation costs: enough that a program that only
+# loops still moves time on.
+OP_COST = 1_000
+# Burn's duty cycle period.
+BURN_PERIOD = 10_000_000
+# Giving pages back or taking them: so many a hypercall, so long a page.
+BALLOON_BATCH = 256
+BALLOON_NS_PER_PAGE = 100
+# A timer may fire a little before the guest's own clock says the deadline
+# came (the TSC scale truncates): close enough is there.
+TIMER_SLACK = 1_000
+INVALID_P2M_ENTRY = (1 << 64) - 1
+
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+_RING_IDX = struct.Struct("<IIII")
+_CONS_OUT = XenconsInterface.offsetof("out")
+_CONS_IDX = XenconsInterface.offsetof("in_cons")
+_CONS_OUT_SIZE = 2048
+
+
+class KernelPanic(Exception):
+    """Something the kernel cannot go on from: it crashes its domain."""
+
+
+class VcpuState:
+    """What one vCPU of the kernel has to do, and where it is in it."""
+
+    __slots__ = ("queue", "op_end", "left", "timer", "timer_port", "ipi_port", "ticks")
+
+    def __init__(self, queue: list):
+        self.queue = queue
+        self.op_end: int | None = None    # when the timed op in progress ends
+        self.left: int | None = None      # its remaining time while switched out
+        self.timer = None
+        self.timer_port = 0
+        self.ipi_port = 0
+        self.ticks = 0                    # VIRQ_TIMER events taken
+
+
+class PVKernel:
+    def __init__(self, xen: "Xen", d: "Domain", start_info_va: int):
+        self.xen = xen
+        self.d = d
+        self.start_info_pfn = va_to_pfn(start_info_va)
+        self.start_info: StartInfo | None = None
+        self.program: tuple = ()
+        self.pc = 0
+        self.burn = 0                     # duty cycle every vCPU burns at (%)
+        self.handlers: dict[int, str] = {}
+        self.console_out = b""            # output not yet in the ring
+        self.p2m_pfn = 0
+        self.nr_pages = 0
+        self.ballooned: list[int] = []    # pfns given back, lowest first
+        self.reserved: set[int] = set()   # pfns the kernel never gives back
+        boot = [("start_info",), ("callbacks",), ("shared_info",)]
+        boot += [("bind_timer", i) for i in range(len(d.vcpus))]
+        boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
+        boot += [("up", i) for i in range(1, len(d.vcpus))]
+        boot += [("enable_events",), ("banner",)]
+        self.vcpus = [VcpuState(boot if i == 0 else [("enable_events",)])
+                      for i in range(len(d.vcpus))]
+
+    # ------------------------------------------------------------ memory
+    def page(self, pfn: int, writable: bool = True) -> bytearray:
+        """A page of the kernel's own memory through its direct map (the
+        page tables a builder made, which the P2M mirrors)."""
+        mfn = self.xen.p2m.lookup(self.d, pfn)
+        if mfn is None:
+            raise KernelPanic(f"pfn {pfn:#x} is not mapped")
+        return self.xen.frames.map_domain_page(self.d, mfn, writable=writable)
+
+    def read(self, pfn: int, length: int) -> bytes:
+        out = bytearray()
+        while len(out) < length:
+            out += self.page(pfn, writable=False)[:min(PAGE_SIZE, length - len(out))]
+            pfn += 1
+        return bytes(out)
+
+    def p2m_set(self, pfn: int, mfn: int) -> None:
+        """Keep the kernel's own P2M list (mfn_list) up to date."""
+        slot = pfn * 8
+        _U64.pack_into(self.page(self.p2m_pfn + slot // PAGE_SIZE), slot % PAGE_SIZE, mfn)
+
+    def p2m_get(self, pfn: int) -> int:
+        slot = pfn * 8
+        return _U64.unpack_from(self.page(self.p2m_pfn + slot // PAGE_SIZE, False),
+                                slot % PAGE_SIZE)[0]
+
+    # ------------------------------------------------------------ time
+    def now(self, v: "VCPU") -> int:
+        """System time as the guest reads it: its vcpu_time_info, and the
+        TSC, under the version protocol."""
+        info = self.d.shared_info
+        at = v.vcpu_info_offset + VCPUINFO_TIME
+        while True:
+            version = _U32.unpack_from(info, at)[0]
+            t = VcpuTimeInfo.unpack(info, at)
+            if not version & 1 and _U32.unpack_from(info, at)[0] == version:
+                break
+        tsc = self.xen.time.tsc_at(self.xen.clock.now)      # rdtsc
+        return t.system_time + pvclock_scale_delta(tsc - t.tsc_timestamp, t.tsc_to_system_mul,
+                                                   t.tsc_shift)
+
+    # ------------------------------------------------------------ the queue
+    def next_op(self, v: "VCPU") -> tuple:
+        st = self.vcpus[v.vcpu_id]
+        if not st.queue:
+            st.queue.extend(self._more_work(v))
+        return st.queue[0]
+
+    def _more_work(self, v: "VCPU") -> list:
+        if self.burn:
+            if self.burn == 100:
+                return [("compute", FOREVER)]
+            on = BURN_PERIOD * self.burn // 100
+            return [("compute", on), ("sleep", BURN_PERIOD - on)]
+        if v.vcpu_id == 0 and self.pc < len(self.program):
+            return [("program",)]
+        return [("idle",)]
+
+    def has_work(self, v: "VCPU") -> bool:
+        return bool(self.burn) or (v.vcpu_id == 0 and self.pc < len(self.program))
+
+    def execute(self, v: "VCPU", op: tuple) -> tuple[int, bool]:
+        """Run the op at the head of ``v``'s queue: (how long it takes, 0
+        for no time; whether it is done). An op not done stays first."""
+        try:
+            return getattr(self, "op_" + op[0])(v, *op[1:])
+        except KernelPanic as e:
+            self.panic(v, str(e))
+            return 0, False
+
+    def hypercall(self, v: "VCPU", nr: int, *args):
+        return self.xen.hypercall(v, nr, *args)
+
+    def must(self, v: "VCPU", what: str, nr: int, *args):
+        rc, out = self.hypercall(v, nr, *args)
+        if rc < 0:
+            raise KernelPanic(f"{what} failed: {rc}")
+        return out
+
+    def panic(self, v: "VCPU", why: str) -> None:
+        self.console_write(v, f"Kernel panic - not syncing: {why}\n")
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=SHUTDOWN_crash))
+
+    # ------------------------------------------------------------ boot
+    def op_start_info(self, v: "VCPU"):
+        info = StartInfo.unpack(self.read(self.start_info_pfn, StartInfo.SIZE))
+        if info.magic != START_INFO_MAGIC:
+            raise KernelPanic(f"start_info at pfn {self.start_info_pfn:#x} has no magic")
+        self.start_info = info
+        self.nr_pages = info.nr_pages
+        self.p2m_pfn = va_to_pfn(info.mfn_list)
+        lines: list[str] = []
+        if info.flags & SIF_MOD_START_PFN and info.mod_len:
+            lines = read_module(self.read(info.mod_start, info.mod_len)) or []
+            self.reserved.update(range(info.mod_start,
+                                       info.mod_start + (info.mod_len + PAGE_SIZE - 1) // PAGE_SIZE))
+        self.reserved.update(range(self.p2m_pfn, self.p2m_pfn + (self.nr_pages * 8 + PAGE_SIZE - 1)
+                                   // PAGE_SIZE))
+        self.reserved.add(self.start_info_pfn)
+        if not info.flags & SIF_INITDOMAIN:
+            self.reserved.update(range(self.start_info_pfn, self.nr_pages))   # store, console
+            self.handlers[info.console_evtchn] = "console"
+        try:
+            self.program = parse_workload(lines)
+        except WorkloadError as e:
+            raise KernelPanic(f"workload {e}") from None
+        return 0, True
+
+    def op_callbacks(self, v: "VCPU"):
+        for kind, address in ((CALLBACKTYPE_event, EVENT_CALLBACK),
+                              (CALLBACKTYPE_failsafe, FAILSAFE_CALLBACK)):
+            self.must(v, "callback_op", HYPERVISOR_callback_op, CALLBACKOP_register,
+                      CallbackRegister(type=kind, address=address))
+        return 0, True
+
+    def op_shared_info(self, v: "VCPU"):
+        """Map shared_info: a PV kernel's page tables may map it as its own."""
+        if self.start_info.shared_info >> PAGE_SHIFT != self.d.shared_info_mfn:
+            raise KernelPanic("start_info names a shared_info that is not ours")
+        return 0, True
+
+    def op_bind_timer(self, v: "VCPU", vcpu: int):
+        out = self.must(v, "bind VIRQ_TIMER", HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq,
+                        EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=vcpu))
+        self.vcpus[vcpu].timer_port = out.port
+        self.handlers[out.port] = "timer"
+        return 0, True
+
+    def op_bind_ipi(self, v: "VCPU", vcpu: int):
+        out = self.must(v, "bind IPI", HYPERVISOR_event_channel_op, EVTCHNOP_bind_ipi,
+                        EvtchnBindIpi(vcpu=vcpu))
+        self.vcpus[vcpu].ipi_port = out.port
+        self.handlers[out.port] = "ipi"
+        return 0, True
+
+    def op_up(self, v: "VCPU", vcpu: int):
+        """Start a secondary vCPU at the kernel's secondary entry, with the
+        callbacks in its context."""
+        ctxt = VcpuGuestContext(flags=VGCF_in_kernel, user_regs=CpuUserRegs(rip=SECONDARY_ENTRY),
+                                event_callback_eip=EVENT_CALLBACK,
+                                failsafe_callback_eip=FAILSAFE_CALLBACK)
+        self.must(v, "VCPUOP_initialise", HYPERVISOR_vcpu_op, VCPUOP_initialise, vcpu, ctxt)
+        self.must(v, "VCPUOP_up", HYPERVISOR_vcpu_op, VCPUOP_up, vcpu)
+        return 0, True
+
+    def op_enable_events(self, v: "VCPU"):
+        """Open event delivery (what local_irq_enable() does on Xen)."""
+        self.d.shared_info[v.vcpu_info_offset + VCPUINFO_UPCALL_MASK] = 0
+        return 0, True
+
+    def op_banner(self, v: "VCPU"):
+        self.console_write(v, f"xenlab PV kernel: domain {self.d.domid}, {self.nr_pages} pages, "
+                              f"{len(self.d.vcpus)} vCPUs\n")
+        return 0, True
+
+    # ------------------------------------------------------------ running
+    def op_program(self, v: "VCPU"):
+        """Take the program's next operation."""
+        st = self.vcpus[v.vcpu_id]
+        op = self.program[self.pc]
+        self.pc += 1
+        verb = op[0]
+        if verb == "loop":
+            self.pc = 0
+        elif verb == "idle":
+            self.pc = len(self.program)
+        elif verb == "burn":
+            self.burn = op[1]
+            self.pc = len(self.program)
+            st.queue[1:1] = [("kick", i) for i in range(1, len(self.d.vcpus))]
+        elif verb == "echo":
+            st.queue[1:1] = [("echo", op[1] + "\n")]
+        elif verb == "balloon":
+            st.queue[1:1] = [("balloon", op[1] >> PAGE_SHIFT)]
+        elif verb == "crash":
+            st.queue[1:1] = [("crash",)]
+        else:                               # compute, sleep, shutdown
+            st.queue[1:1] = [op]
+        return OP_COST, False
+
+    def op_compute(self, v: "VCPU", ns: int):
+        return ns, False
+
+    def op_sleep(self, v: "VCPU", ns: int):
+        self.vcpus[v.vcpu_id].queue[0] = ("sleep_until", self.now(v) + ns)
+        return 0, False
+
+    def op_sleep_until(self, v: "VCPU", deadline: int):
+        if self.now(v) + TIMER_SLACK >= deadline:
+            return 0, True
+        self.hypercall(v, HYPERVISOR_set_timer_op, deadline)
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
+        return 0, False
+
+    def op_idle(self, v: "VCPU"):
+        """Nothing to do: block until an event says otherwise."""
+        if self.has_work(v):
+            return 0, True
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
+        return 0, False
+
+    def op_kick(self, v: "VCPU", vcpu: int):
+        """Wake another vCPU with its IPI."""
+        self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send,
+                       EvtchnSend(port=self.vcpus[vcpu].ipi_port))
+        return 0, True
+
+    def op_echo(self, v: "VCPU", text: str):
+        self.console_write(v, text)
+        return 0, True
+
+    def op_shutdown(self, v: "VCPU", reason: int):
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=reason))
+        return 0, True
+
+    def op_crash(self, v: "VCPU"):
+        raise KernelPanic("crash requested by the workload")
+
+    # ------------------------------------------------------------ console
+    def console_write(self, v: "VCPU", text: str) -> None:
+        self.console_out += text.encode()
+        self.console_flush(v)
+
+    def console_flush(self, v: "VCPU") -> None:
+        """Dom0 writes to Xen's console; the others fill their console ring
+        and notify its port. What does not fit waits for the backend."""
+        data = self.console_out
+        if not data or self.start_info is None:
+            return
+        if self.start_info.flags & SIF_INITDOMAIN:
+            self.hypercall(v, HYPERVISOR_console_io, CONSOLEIO_write, len(data), data)
+            self.console_out = b""
+            return
+        ring = self.xen.frames.map_domain_page(self.d, self.start_info.console_mfn, writable=True)
+        _in_cons, _in_prod, out_cons, out_prod = _RING_IDX.unpack_from(ring, _CONS_IDX)
+        room = _CONS_OUT_SIZE - ((out_prod - out_cons) & 0xFFFFFFFF)
+        sent = data[:max(0, room)]
+        for i, byte in enumerate(sent):
+            ring[_CONS_OUT + (out_prod + i) % _CONS_OUT_SIZE] = byte
+        _U32.pack_into(ring, _CONS_IDX + 12, (out_prod + len(sent)) & 0xFFFFFFFF)
+        self.console_out = data[len(sent):]
+        if sent:
+            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send,
+                           EvtchnSend(port=self.start_info.console_evtchn))
+
+    # ------------------------------------------------------------ balloon
+    def op_balloon(self, v: "VCPU", target: int):
+        """Move toward ``target`` pages one batch at a time; done when there
+        or when Xen will not go further."""
+        held = self.nr_pages - len(self.ballooned)
+        if held > target:
+            count = self._balloon_out(v, min(held - target, BALLOON_BATCH))
+        elif held < target:
+            count = self._balloon_in(v, min(target - held, BALLOON_BATCH))
+        else:
+            return 0, True
+        if not count:
+            return 0, True
+        self.vcpus[v.vcpu_id].queue.insert(1, ("balloon", target))
+        return count * BALLOON_NS_PER_PAGE, True
+
+    def _balloon_out(self, v: "VCPU", count: int) -> int:
+        given = set(self.ballooned)
+        pfns = []
+        pfn = self.nr_pages - 1
+        while len(pfns) < count and pfn >= 0:
+            if pfn not in given and pfn not in self.reserved:
+                pfns.append(pfn)
+            pfn -= 1
+        mfns = tuple(self.p2m_get(p) for p in pfns)
+        done, _ = self.hypercall(v, HYPERVISOR_memory_op, XENMEM_decrease_reservation,
+                                 XenMemoryReservation(extent_start=mfns, nr_extents=len(mfns),
+                                                      domid=DOMID_SELF))
+        for p in pfns[:max(done, 0)]:
+            self.p2m_set(p, INVALID_P2M_ENTRY)
+        self.ballooned = sorted(given | set(pfns[:max(done, 0)]))
+        return max(done, 0)
+
+    def _balloon_in(self, v: "VCPU", count: int) -> int:
+        pfns = tuple(self.ballooned[:count])
+        done, out = self.hypercall(v, HYPERVISOR_memory_op, XENMEM_populate_physmap,
+                                   XenMemoryReservation(extent_start=pfns, nr_extents=len(pfns),
+                                                        domid=DOMID_SELF))
+        done = max(done, 0)
+        for pfn, mfn in zip(pfns[:done], out.extent_start[:done] if done else ()):
+            self.p2m_set(pfn, mfn)
+        self.ballooned = self.ballooned[done:]
+        return done
+
+    # ------------------------------------------------------------ events
+    def upcall_deliverable(self, v: "VCPU") -> bool:
+        info = self.d.shared_info
+        off = v.vcpu_info_offset
+        return (bool(info[off + VCPUINFO_UPCALL_PENDING]) and not info[off + VCPUINFO_UPCALL_MASK]
+                and CALLBACKTYPE_event in v.callbacks)
+
+    def upcall(self, v: "VCPU") -> tuple[int, ...]:
+        """The event callback (xen_evtchn_do_upcall()). Xen masked events
+        when it delivered it; the kernel opens them again when done.
+        Returns the ports handled."""
+        info = self.d.shared_info
+        off = v.vcpu_info_offset
+        info[off + VCPUINFO_UPCALL_MASK] = 1
+        handled = []
+        while info[off + VCPUINFO_UPCALL_PENDING]:
+            info[off + VCPUINFO_UPCALL_PENDING] = 0
+            sel = _U64.unpack_from(info, off + VCPUINFO_PENDING_SEL)[0]
+            _U64.pack_into(info, off + VCPUINFO_PENDING_SEL, 0)
+            while sel:
+                word = (sel & -sel).bit_length() - 1
+                sel &= sel - 1
+                pending = _U64.unpack_from(info, SHINFO_EVTCHN_PENDING + word * 8)[0]
+                masked = _U64.unpack_from(info, SHINFO_EVTCHN_MASK + word * 8)[0]
+                ready = pending & ~masked
+                while ready:
+                    bit = (ready & -ready).bit_length() - 1
+                    ready &= ready - 1
+                    port = word * 64 + bit
+                    info[SHINFO_EVTCHN_PENDING + (port >> 3)] &= ~(1 << (port & 7)) & 0xFF
+                    self.handle_port(v, port)
+                    handled.append(port)
+        info[off + VCPUINFO_UPCALL_MASK] = 0
+        return tuple(handled)
+
+    def handle_port(self, v: "VCPU", port: int) -> None:
+        kind = self.handlers.get(port)
+        if kind == "timer":
+            self.vcpus[v.vcpu_id].ticks += 1
+        elif kind == "console" and self.console_out:
+            self.console_flush(v)

@@ -25,7 +25,7 @@ def make_host(**kw) -> Host:
     kw.setdefault("dom0_workload", None)
     host = Host(**kw)
     for v in host.dom0.vcpus:
-        if v.runnable:
+        if v.runnable and host.dom0.guest is None:
             host.xen.sched.vcpu_block(v)
     host.xen.process_pending()
     _hosts.append(host)

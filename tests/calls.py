@@ -19,9 +19,23 @@ from hv.public.xen import (
     MMUEXT_PIN_L2_TABLE, MMUEXT_UNPIN_TABLE, MmuextOp,
 )
 
+from hv.xen.timer import NS_PER_MS
 from tests.conftest import hypercall
+from xl.dombuild import BuiltDomain, build_pv_domain
+from xl.privcmd import Privcmd
 
 PRESENT, RW = 0x1, 0x2
+
+
+# ---------------------------------------------------------------- guests
+def boot_guest(host, workload, vcpus=1, memory_mib=16, settle=NS_PER_MS) -> tuple:
+    """Build a domain running the modelled kernel with this program, and
+    give it ``settle`` ns to boot: (its Domain, what the builder made)."""
+    built: BuiltDomain = build_pv_domain(Privcmd(host.xen), memory_kib=memory_mib * 1024,
+                                         max_vcpus=vcpus, workload=list(workload))
+    if settle:
+        host.run(until=host.now + settle)
+    return host.xen.domains.get(built.domid), built
 
 
 # ---------------------------------------------------------------- domctl

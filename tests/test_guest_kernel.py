@@ -22,6 +22,7 @@ from hv.public.xen import (
     VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING, VIRQ_DOM_EXC, VIRQ_TIMER,
 )
 from hv.xen.timer import NS_PER_MS, NS_PER_S
+from tests.calls import boot_guest as boot
 from tests.conftest import evtchn, make_host, ok
 from xl.dombuild import build_pv_domain
 from xl.privcmd import Privcmd
@@ -30,13 +31,6 @@ from xl.privcmd import Privcmd
 @pytest.fixture
 def host():
     return make_host(cpus=4, memory=2 << 30)
-
-
-def boot(host, workload=(), vcpus=1, memory_mib=16):
-    built = build_pv_domain(Privcmd(host.xen), memory_kib=memory_mib * 1024, max_vcpus=vcpus,
-                            workload=list(workload))
-    host.run(until=host.now + NS_PER_MS)
-    return host.xen.domains.get(built.domid), built
 
 
 def console_text(host, built) -> bytes:

@@ -16,18 +16,14 @@ from hv.public.errno import EINVAL, ESRCH
 from hv.public.vcpu import RUNSTATE_running
 from hv.xen import cpumask
 from hv.xen.timer import NS_PER_MS, NS_PER_S
-from tests.calls import domctl
+from tests.calls import boot_guest, domctl
 from tests.conftest import make_host
-from xl.dombuild import build_pv_domain
-from xl.privcmd import Privcmd
 
 HOG = ["burn 100%"]
 
 
-def guest(host, workload, vcpus=1, memory_mib=16):
-    built = build_pv_domain(Privcmd(host.xen), memory_kib=memory_mib * 1024, max_vcpus=vcpus,
-                            workload=workload)
-    return host.xen.domains.get(built.domid)
+def guest(host, workload, vcpus=1):
+    return boot_guest(host, workload, vcpus=vcpus, settle=0)[0]
 
 
 def set_credit(host, d, weight=0, cap=0xFFFF):

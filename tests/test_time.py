@@ -14,13 +14,14 @@ from hv.public.platform import (
     XENPF_settime32,
 )
 from hv.public.xen import (
-    HYPERVISOR_domctl, SHINFO_WC_SEC, SharedInfo,
+    HYPERVISOR_domctl, SHINFO_WC_SEC, VCPUINFO_TIME, SharedInfo, VcpuTimeInfo,
+    pvclock_scale_delta,
 )
 from hv.xen.hypervisor import BOOT_WALLCLOCK_NS
 from hv.xen.timer import NS_PER_S
 
-from tests.conftest import hypercall
-from tests.calls import settime
+from tests.conftest import hypercall, make_host
+from tests.calls import boot_guest, settime
 
 BOOT_SEC = BOOT_WALLCLOCK_NS // NS_PER_S
 
@@ -99,3 +100,46 @@ def test_seconds_beyond_32_bits_go_to_wc_sec_hi(xen, dom0, make_domu):
     settime(xen, dom0, (1 << 32) + 7)
     raw = bytes(d.shared_info[3072:3088])
     assert struct.unpack("<IIII", raw)[1:] == (7, 0, 1)
+
+
+# ---------------------------------------------------------------- vcpu_time_info
+def time_info(v) -> VcpuTimeInfo:
+    return VcpuTimeInfo.unpack(v.domain.shared_info, v.vcpu_info_offset + VCPUINFO_TIME)
+
+
+def test_the_tsc_scale_turns_a_3ghz_tsc_into_nanoseconds():
+    mul, shift = xentime.set_time_scale(3_000_000_000)
+    assert (mul, shift) == (2863311530, -1)
+    assert pvclock_scale_delta(3_000_000_000, mul, shift) == pytest.approx(NS_PER_S, abs=1)
+
+
+def test_a_vcpu_gets_its_time_record_when_scheduled_in_and_each_second(host, xen, make_domu):
+    d = make_domu(16)
+    v = d.vcpus[0]
+    t = time_info(v)
+    assert t.version % 2 == 0 and t.version > 0          # written at switch-in, even
+    mul, shift = xen.time.tsc_scale
+    assert (t.tsc_to_system_mul, t.tsc_shift) == (mul, shift)
+    host.run(until=NS_PER_S + 1)
+    later = time_info(v)
+    # The pCPU was stamped at 1 s: the record says so, two versions on.
+    assert later.system_time == NS_PER_S and later.tsc_timestamp == xen.time.tsc_at(NS_PER_S)
+    assert later.version == t.version + 2
+
+
+def test_a_guest_reading_its_record_and_tsc_gets_system_time():
+    host = make_host(cpus=2)
+    d, _ = boot_guest(host, ["burn 100%"])
+    for until in (1_234_567_891, 2_500_000_003, 7 * NS_PER_S + 17):
+        host.run(until=until)
+        assert d.guest.now(d.vcpus[0]) == pytest.approx(host.now, abs=10)
+
+
+def test_the_record_is_only_rewritten_when_it_changes(host, xen, make_domu):
+    d = make_domu(16)
+    v = d.vcpus[0]
+    before = time_info(v).version
+    xen.time.update_vcpu_system_time(v)
+    assert time_info(v).version == before
+    xen.time.update_vcpu_system_time(v, force=True)
+    assert time_info(v).version == before + 2

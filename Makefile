@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
+	$(BIN)/python bench/guests.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis tests/.build

@@ -12,16 +12,13 @@ Figures (aims from the project's plan):
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import print_table, repeat  # noqa: E402  (puts the repository on the path)
 
 from hv.guest.grant_table import GuestGrantTable  # noqa: E402
 from hv.host import Host  # noqa: E402
@@ -143,19 +140,6 @@ print(json.dumps({{"rss_mib": rss / 1024, "domains": len(host.xen.domains) - 1,
     return json.loads(out.stdout)
 
 
-def repeat(fn, n: int, times: int) -> tuple[float, float, float]:
-    """Median, lowest and highest rate of ``times`` runs: a shared machine's
-    noise shows as spread, and the median stands against it. Each run
-    starts with the machines of the runs before it collected: they are
-    cyclic garbage, and left in place every collection during the next run
-    would walk them."""
-    rates = []
-    for _ in range(times):
-        gc.collect()
-        rates.append(fn(n))
-    return statistics.median(rates), min(rates), max(rates)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
@@ -173,14 +157,7 @@ def main() -> None:
     rss = rss_1tib_1000_domains(1000 // scale)
     rows.append((f"RSS, 1 TiB host, {rss['domains']} x 512 MiB (MiB)",
                  (rss["rss_mib"],) * 3, 500, "<="))
-    print(f"xenlab core benchmarks  ({platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}; median of {args.repeat} runs, [low-high])")
-    print(f"{'figure':<46} {'measured':>10} {'range':>21} {'aim':>10} {'ratio':>6}")
-    for name, (value, low, high), aim, sense in rows:
-        ratio = value / aim if sense == ">=" else aim / value
-        spread = f"[{low:,.0f}-{high:,.0f}]" if low != high else ""
-        print(f"{name:<46} {value:>10,.0f} {spread:>21} {sense + format(aim, ','):>10} "
-              f"{ratio:>5.2f}x")
+    print_table("xenlab core benchmarks", args.repeat, rows)
     print(f"(building the {rss['domains']} domains took {rss['build_s']:.2f} s; "
           f"{rss['frames_materialised']} frames hold bytes)")
 

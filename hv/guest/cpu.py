@@ -117,6 +117,7 @@ class PVGuestCPU:
         xen = self.xen
         sched = xen.sched
         st = k.vcpus[v.vcpu_id]
+        deliverable = k.upcall_deliverable
         xen.in_guest = True
         try:
             for _ in range(BUDGET):
@@ -125,7 +126,7 @@ class PVGuestCPU:
                 if sched.softirq >> v.processor & 1:
                     self.kick(v)        # Xen has the pCPU first; go on after, if still here
                     return
-                if k.upcall_deliverable(v):
+                if deliverable(v):
                     self._upcall(k, v)
                 elif st.op_end is not None:
                     return              # inside a compute: only interrupts run

@@ -305,6 +305,9 @@ def _audit_event_channels(xen: "Xen", problems: list[str]) -> None:
 # ---------------------------------------------------------------- vCPUs
 def _audit_vcpus(xen: "Xen", problems: list[str]) -> None:
     for d in xen.domains:
+        if d.pollers != sum(v.polling for v in d.vcpus):
+            problems.append(f"d{d.domid}: {d.pollers} pollers counted, "
+                            f"{sum(v.polling for v in d.vcpus)} polling")
         if len(d.vcpus) not in (0, d.max_vcpus):
             problems.append(f"d{d.domid} has {len(d.vcpus)} of its {d.max_vcpus} vCPUs")
         for v in d.vcpus:

@@ -148,6 +148,7 @@ class Domain:
         self.evtchn = None
         # The modelled kernel running in it, if it runs one (hv/guest).
         self.guest = None
+        self.pollers = 0                   # vCPUs in SCHEDOP_poll (Xen's poll_mask)
         self.grant_table = None
         self.sched = None
         self.watchdog_inuse: list[bool] = []

@@ -143,7 +143,8 @@ class HypercallTable:
         if record is not None:
             record[7] = rc
             record[8] = out
-        xen.process_pending()
+        if xen.deferred or xen.sched.softirq or xen.guest_cpu.pending:
+            xen.process_pending()
         return rc, out
 
     def do_set_timer_op(self, v: "VCPU", timeout):

@@ -427,6 +427,9 @@ class CreditScheduler:
         one where the most of its neighbours idle too (_csched_cpu_pick())."""
         online = self.cpus
         cpu = v.processor
+        if not self.idlers & online and cpumask.test(cpu, v.hard_affinity & online):
+            # No pCPU idles: the steps below would all keep it where it is.
+            return cpu
         spc = None
         for step in (BALANCE_SOFT_AFFINITY, BALANCE_HARD_AFFINITY):
             cpus = self.affinity_balance_cpumask(v, step) & online

@@ -126,7 +126,9 @@ class SchedOps:
             if pending:
                 return 0
         v.pause_flags |= VPF_blocked
-        v.polling = True
+        if not v.polling:
+            v.polling = True
+            v.domain.pollers += 1
         v.poll_evtchn = ports[0] if arg.nr_ports == 1 else -1
         if v.poll_timer is not None:
             v.poll_timer.cancel()
@@ -140,6 +142,8 @@ class SchedOps:
     def wake_pollers(self, d: "Domain", port: int) -> None:
         """evtchn_check_pollers(): a port went pending. A vCPU polling
         several ports is woken by any port of its domain, as on Xen."""
+        if not d.pollers:
+            return
         for v in d.vcpus:
             if v.polling and (v.poll_evtchn <= 0 or v.poll_evtchn == port):
                 self.xen.sched.vcpu_unblock(v)
@@ -150,7 +154,9 @@ class SchedOps:
             self.xen.sched.vcpu_unblock(v)
 
     def end_poll(self, v: "VCPU") -> None:
-        v.polling = False
+        if v.polling:
+            v.polling = False
+            v.domain.pollers -= 1
         v.poll_evtchn = 0
         if v.poll_timer is not None:
             v.poll_timer.cancel()

@@ -93,11 +93,22 @@ class EventLoop:
         """Run timers due at or before ``until`` (all of them when None),
         then leave the clock at ``until``. Returns how many ran."""
         ran = 0
-        while True:
-            nxt = self.peek()
-            if nxt is None or (until is not None and nxt > until):
+        heap = self._heap
+        heappop = heapq.heappop
+        limit = until if until is not None else float("inf")
+        while heap:
+            when, _prio, _seq, timer = heap[0]
+            if timer.cancelled:
+                heappop(heap)
+                continue
+            if when > limit:
                 break
-            self.step()
+            heappop(heap)               # step(), inline: this loop is the machine's pulse
+            self.now = when
+            timer.cancelled = True
+            timer.fn(*timer.args)
+            if self.after_event is not None:
+                self.after_event()
             ran += 1
         if until is not None and until > self.now:
             self.now = until

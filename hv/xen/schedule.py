@@ -42,7 +42,7 @@ SET_TIMER_OP_MAX_AHEAD = 1 << 50
 DEFAULT_PERIODIC_PERIOD = 10 * NS_PER_MS
 # Among events due at the same instant: the scheduler's slice timer before
 # vCPU timers, so that a vCPU's tick lands on whoever runs after the switch.
-PRIO_S_TIMER = 20
+PRIO_S_TIMER = -10
 
 
 class PCPU:

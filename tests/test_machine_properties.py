@@ -1,6 +1,8 @@
 """Random hypercall sequences from several domains, with domains created,
-shut down and destroyed along the way: no hypercall ever raises, every one
-returns an int, and the machine's invariants hold after every step.
+shut down and destroyed along the way, guests running programs under the
+scheduler, affinity and credit changes, and paused domains stepped: no
+hypercall ever raises, every one returns an int, and the machine's
+invariants hold after every step.
 
 The suite runs a fixed set of examples (the "ci" profile) so that it gives
 the same verdict every time; HYPOTHESIS_PROFILE=explore searches afresh."""
@@ -18,8 +20,10 @@ from hv.guest.grant_table import GrantTableFull, GuestGrantTable
 from hv.host import Host
 from hv.public import event_channel as ev, grant_table as gt, memory as mem, sched as sc
 from hv.public.domctl import (
-    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_destroydomain, XEN_DOMCTL_pausedomain,
-    XEN_DOMCTL_unpausedomain, XenDomctl,
+    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_destroydomain,
+    XEN_DOMCTL_pausedomain, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setvcpuaffinity,
+    XEN_DOMCTL_unpausedomain, XEN_SCHEDULER_CREDIT, XenctlBitmap, XenDomctl,
+    XenDomctlSchedCredit, XenDomctlSchedulerOp, XenDomctlVcpuaffinity,
 )
 from hv.public.vcpu import VCPUOP_down, VCPUOP_get_runstate_info, VCPUOP_initialise, VCPUOP_up
 from hv.public.xen import (
@@ -38,6 +42,10 @@ u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFFFFFF)
 small = st.integers(0, 40)
 domid_ish = st.one_of(st.integers(0, 12), st.just(DOMID_SELF), u16)
+WORKLOADS = (("burn 100%",), ("burn 30%",), ("compute 2ms", "sleep 3ms", "loop"),
+             ("balloon 2M", "sleep 4ms", "balloon 4M", "sleep 4ms", "loop"),
+             ("echo hi", "sleep 7ms", "loop"), ("sleep 20ms", "shutdown reboot"), ("crash",),
+             ("idle",))
 
 
 class Machine(RuleBasedStateMachine):
@@ -86,6 +94,46 @@ class Machine(RuleBasedStateMachine):
             return
         d = self.xen.domains.get(built.domid)
         self.tables[d.domid] = GuestGrantTable(self.xen, d.vcpus[0])
+
+    @precondition(lambda self: len(self.xen.domains) < 8)
+    @rule(workload=st.sampled_from(WORKLOADS), vcpus=st.integers(1, 3))
+    def create_guest(self, workload, vcpus):
+        try:
+            built = build_pv_domain(self.pc, memory_kib=4096, max_vcpus=vcpus,
+                                    workload=list(workload))
+        except HypercallError:
+            return
+        d = self.xen.domains.get(built.domid)
+        self.tables[d.domid] = GuestGrantTable(self.xen, d.vcpus[0])
+
+    @rule(i=small, vcpu=st.integers(0, 3), hard=st.integers(0, 7), soft=st.integers(0, 7),
+          flags=st.integers(0, 7))
+    def affinity(self, i, vcpu, hard, soft, flags):
+        d = self.target(i)
+        u = XenDomctlVcpuaffinity(vcpu=vcpu, flags=flags,
+                                  cpumap_hard=XenctlBitmap(bitmap=bytes([hard]), nr_bits=8),
+                                  cpumap_soft=XenctlBitmap(bitmap=bytes([soft]), nr_bits=8))
+        op = XenDomctl(cmd=XEN_DOMCTL_setvcpuaffinity,
+                       interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=d.domid, u=u)
+        self.call(self.xen.hardware_domain, HYPERVISOR_domctl, op)
+
+    @rule(i=small, weight=st.integers(0, 70000), cap=st.integers(0, 0xFFFF))
+    def credit(self, i, weight, cap):
+        d = self.target(i)
+        u = XenDomctlSchedulerOp(sched_id=XEN_SCHEDULER_CREDIT, cmd=XEN_DOMCTL_SCHEDOP_putinfo,
+                                 u=XenDomctlSchedCredit(weight=weight & 0xFFFF, cap=cap))
+        op = XenDomctl(cmd=XEN_DOMCTL_scheduler_op,
+                       interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=d.domid, u=u)
+        self.call(self.xen.hardware_domain, HYPERVISOR_domctl, op)
+
+    @rule(i=small, vcpu=st.integers(0, 2))
+    def step(self, i, vcpu):
+        d = self.pick(i)
+        if d.controller_pause_count and d.vcpu(vcpu) is not None:
+            try:
+                self.host.step_domain(d.domid, vcpu)
+            except ValueError:
+                pass                # no modelled kernel there, or that vCPU runs
 
     @precondition(lambda self: len(self.xen.domains) > 2)
     @rule(i=small)
@@ -328,7 +376,7 @@ class Machine(RuleBasedStateMachine):
 
     @invariant()
     def machine_is_sound(self):
-        self.xen.run_deferred()
+        self.xen.process_pending()
         problems = audit(self.xen)
         assert not problems, problems
 

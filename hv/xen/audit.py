@@ -46,6 +46,7 @@ def audit(xen: "Xen") -> list[str]:
     _audit_grants(xen, problems)
     _audit_event_channels(xen, problems)
     _audit_vcpus(xen, problems)
+    _audit_scheduler(xen, problems)
     return problems
 
 
@@ -300,6 +301,54 @@ def _audit_event_channels(xen: "Xen", problems: list[str]) -> None:
                 problems.append(f"d{d.domid}: PIRQ {pirq} -> port {port}, not bound to it")
         if d.is_dying != DOMDYING_alive and active:
             problems.append(f"d{d.domid} is dying with {active} ports open")
+
+
+# ---------------------------------------------------------------- scheduler
+def _audit_scheduler(xen: "Xen", problems: list[str]) -> None:
+    """Each pCPU runs one vCPU; every runnable vCPU not running waits on
+    exactly its own pCPU's run queue; the counts, the idle mask and the
+    credit scheduler's active lists say the same as the vCPUs do."""
+    sched = xen.sched
+    policy = sched.policy
+    vcpus = [v for d in xen.domains for v in d.vcpus]
+    queued = {}
+    for pcpu in sched.pcpus:
+        cpu, curr = pcpu.cpu, pcpu.curr
+        if not curr.is_running or curr.processor != cpu or curr.runstate != RUNSTATE_running:
+            problems.append(f"pCPU {cpu}: its current {curr!r} is not running there")
+        runq = pcpu.sched_priv.runq
+        for svc in runq:
+            if id(svc.vcpu) in queued:
+                problems.append(f"{svc.vcpu!r} is queued twice")
+            queued[id(svc.vcpu)] = cpu
+            if not svc.on_runq or svc.vcpu.processor != cpu:
+                problems.append(f"{svc.vcpu!r} on pCPU {cpu}'s queue, says otherwise")
+        mine = sum(1 for v in vcpus if v.processor == cpu and v.runnable)
+        if pcpu.sched_priv.nr_runnable != mine:
+            problems.append(f"pCPU {cpu}: nr_runnable {pcpu.sched_priv.nr_runnable}, "
+                            f"{mine} runnable vCPUs are its")
+        if bool(policy.idlers >> cpu & 1) != curr.is_idle:
+            problems.append(f"pCPU {cpu}: idle mask says {'idle' if curr.is_idle else 'busy'} wrong")
+    for v in vcpus:
+        waiting = v.runnable and not v.is_running
+        if waiting != (id(v) in queued):
+            problems.append(f"{v!r}: {'runnable and waiting' if waiting else 'not waiting'} "
+                            f"but {'on' if id(v) in queued else 'on no'} run queue")
+        if v.is_running and sched.pcpus[v.processor].curr is not v:
+            problems.append(f"{v!r} says it runs on pCPU {v.processor}, which runs another")
+    weight = 0
+    for d in xen.domains:
+        sdom = d.sched
+        if sdom is None:
+            continue
+        active = [v.sched_priv for v in d.vcpus if v.sched_priv.active]
+        if sorted(map(id, active)) != sorted(map(id, sdom.active_units)):
+            problems.append(f"d{d.domid}: credit's active list disagrees with its vCPUs")
+        if sdom.active != bool(sdom.active_units) or (sdom in policy.active_sdom) != sdom.active:
+            problems.append(f"d{d.domid}: credit's active domain list disagrees")
+        weight += sdom.weight * len(sdom.active_units)
+    if weight != policy.weight:
+        problems.append(f"credit weight {policy.weight}, active vCPUs weigh {weight}")
 
 
 # ---------------------------------------------------------------- vCPUs

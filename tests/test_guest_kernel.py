@@ -105,6 +105,9 @@ def test_an_event_wakes_the_kernel_which_takes_it_by_upcall(host):
     # One upcall: the port, and the timer tick a vCPU gets on waking when
     # its 10 ms period has gone by.
     assert upcalls == [tuple(sorted((port, v.virq_to_evtchn[VIRQ_TIMER])))]
+    said = [r.result for r in host.xen.trace.since(mark) if r.name == "upcall"][0]
+    assert said == (f"cleared upcall_pending, selector 0x1, pending ports "
+                    f"{','.join(map(str, upcalls[0]))}")
     info = d.shared_info
     assert not info[SHINFO_EVTCHN_PENDING + port // 8] & (1 << port % 8)
     assert info[v.vcpu_info_offset + VCPUINFO_UPCALL_PENDING] == 0

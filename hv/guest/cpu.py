@@ -138,8 +138,10 @@ class PVGuestCPU:
             xen.in_guest = False
 
     def _upcall(self, k: PVKernel, v: "VCPU") -> None:
-        handled = k.upcall(v)
-        self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "upcall", handled, None)
+        handled, sel = k.upcall(v)
+        ports = ",".join(map(str, handled)) or "none"
+        self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "upcall", handled,
+                            f"cleared upcall_pending, selector {sel:#x}, pending ports {ports}")
 
     def _one_op(self, k: PVKernel, v: "VCPU", stepping: bool) -> None:
         st = k.vcpus[v.vcpu_id]

@@ -416,18 +416,20 @@ class PVKernel:
         return (bool(info[off + VCPUINFO_UPCALL_PENDING]) and not info[off + VCPUINFO_UPCALL_MASK]
                 and CALLBACKTYPE_event in v.callbacks)
 
-    def upcall(self, v: "VCPU") -> tuple[int, ...]:
+    def upcall(self, v: "VCPU") -> tuple[tuple[int, ...], int]:
         """The event callback (xen_evtchn_do_upcall()). Xen masked events
         when it delivered it; the kernel opens them again when done.
-        Returns the ports handled."""
+        Returns (the ports handled, the selector bits taken)."""
         info = self.d.shared_info
         off = v.vcpu_info_offset
         info[off + VCPUINFO_UPCALL_MASK] = 1
         handled = []
+        taken = 0
         while info[off + VCPUINFO_UPCALL_PENDING]:
             info[off + VCPUINFO_UPCALL_PENDING] = 0
             sel = _U64.unpack_from(info, off + VCPUINFO_PENDING_SEL)[0]
             _U64.pack_into(info, off + VCPUINFO_PENDING_SEL, 0)
+            taken |= sel
             while sel:
                 word = (sel & -sel).bit_length() - 1
                 sel &= sel - 1
@@ -442,7 +444,7 @@ class PVKernel:
                     self.handle_port(v, port)
                     handled.append(port)
         info[off + VCPUINFO_UPCALL_MASK] = 0
-        return tuple(handled)
+        return tuple(handled), taken
 
     def handle_port(self, v: "VCPU", port: int) -> None:
         kind = self.handlers.get(port)

@@ -210,3 +210,37 @@ def test_balloon_gives_memory_back_and_takes_it_again(host):
     host.run(until=host.now + 20 * NS_PER_MS)
     assert d.tot_pages == 4096 and not k.ballooned
     assert k.p2m_get(given) == host.xen.p2m.lookup(d, given)
+
+
+def test_each_vcpu_takes_only_its_own_ports(host):
+    """Both vCPUs' timer ports sit in selector word 0; each vCPU's upcall
+    handles its own, as Linux's per-CPU binding mask has it."""
+    d, _ = boot(host, ["burn 100%"], vcpus=2)
+    mark = host.xen.trace.seq
+    host.run(until=host.now + 200 * NS_PER_MS)
+    own = {v.vcpu_id: {v.virq_to_evtchn[VIRQ_TIMER], d.guest.vcpus[v.vcpu_id].ipi_port}
+           for v in d.vcpus}
+    own[0] |= {d.guest.start_info.console_evtchn}
+    for r in host.xen.trace.since(mark):
+        if r.kind == "guest" and r.name == "upcall" and r.domid == d.domid:
+            assert set(r.args) <= own[r.vcpu]
+    ticks = [st.ticks for st in d.guest.vcpus]
+    assert all(t >= 18 for t in ticks)
+
+
+def test_a_zero_compute_is_done_at_once(host):
+    d, built = boot(host, ["echo a", "compute 0ms", "echo b"])
+    host.run(until=host.now + NS_PER_MS)
+    assert console_text(host, built).endswith(b"a\nb\n") and not d.is_shut_down
+
+
+def test_resetting_a_vcpu_in_the_middle_of_a_compute_forgets_it(host):
+    from hv.public.domctl import XEN_DOMCTL_setvcpucontext, XenDomctlVcpucontext
+    from tests.calls import domctl
+    d, _ = boot(host, ["burn 50%"], vcpus=2)
+    host.run(until=host.now + 3 * NS_PER_MS)
+    for vcpu in (1, 0):
+        assert domctl(host.xen, host.dom0, XEN_DOMCTL_setvcpucontext, d.domid,
+                      XenDomctlVcpucontext(vcpu=vcpu, ctxt=None))[0] == 0
+        host.run(until=host.now + 20 * NS_PER_MS)
+    assert d.guest is None and all(not v.is_running for v in d.vcpus)

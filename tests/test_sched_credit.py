@@ -12,7 +12,7 @@ from hv.public.domctl import (
     XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap, XenDomctlSchedCredit,
     XenDomctlSchedulerOp, XenDomctlVcpuaffinity,
 )
-from hv.public.errno import EINVAL, ESRCH
+from hv.public.errno import EBUSY, EINVAL, ESRCH
 from hv.public.vcpu import RUNSTATE_running
 from hv.xen import cpumask
 from hv.xen.timer import NS_PER_MS, NS_PER_S
@@ -217,3 +217,50 @@ def test_a_waking_vcpu_gets_the_cpu_ahead_of_hogs():
     assert len(waits) > 100
     prompt = [w for w in waits if w <= 1 * NS_PER_MS]
     assert len(prompt) >= 0.95 * len(waits)
+
+
+# ---------------------------------------------------------------- re-placing and pinning
+def test_a_soft_affinity_change_moves_a_running_vcpu_at_once():
+    host = make_host(cpus=2)
+    d = guest(host, HOG)
+    host.run(until=host.now + 5 * NS_PER_MS)
+    v = d.vcpus[0]
+    target = 1 - v.processor
+    assert affinity(host, d, 0, soft=cpumask.cpumask_of(target))[0] == 0
+    assert v.processor == target and v.is_running
+
+
+def test_affinity_reads_back_as_given_and_a_default_is_every_cpu():
+    host = make_host(cpus=2)
+    d = guest(host, HOG)
+    rc, out = affinity(host, d, 0, hard=0, soft=0, cmd=XEN_DOMCTL_getvcpuaffinity)
+    assert rc == 0 and out.u.cpumap_hard.bitmap == out.u.cpumap_soft.bitmap == b"\xff"
+    rc, out = affinity(host, d, 0, hard=0b1111, soft=0b1000)
+    # Set reports what is in force: hard within the online pCPUs, soft within that.
+    assert out.u.cpumap_hard.bitmap == b"\x03" and out.u.cpumap_soft.bitmap == b"\x00"
+    rc, out = affinity(host, d, 0, hard=0, soft=0, cmd=XEN_DOMCTL_getvcpuaffinity)
+    assert (out.u.cpumap_hard.bitmap, out.u.cpumap_soft.bitmap) == (b"\x0f", b"\x08")
+
+
+def test_pin_override_pins_and_gives_the_affinity_back(xen, dom0, host):
+    from hv.public.sched import SCHEDOP_pin_override, SchedPinOverride
+    from tests.calls import sched
+    v = dom0.vcpus[0]
+    assert sched(xen, dom0, SCHEDOP_pin_override, SchedPinOverride(pcpu=1)) == 0
+    assert v.hard_affinity == 0b10 and v.processor == 1
+    # While it holds, the toolstack may not change the vCPU's affinity.
+    assert affinity(host, dom0, 0, hard=0b01)[0] == -EBUSY
+    assert sched(xen, dom0, SCHEDOP_pin_override, SchedPinOverride(pcpu=-1)) == 0
+    assert v.hard_affinity == cpumask.cpumask_all(256)
+    assert sched(xen, dom0, SCHEDOP_pin_override, SchedPinOverride(pcpu=7)) == -EINVAL
+
+
+def test_two_vcpus_of_one_guest_on_one_pcpu_take_turns():
+    """vCPU 0 wakes its sibling (an IPI) on the pCPU it runs on: the boosted
+    sibling preempts it, and both then share the pCPU."""
+    host = make_host(cpus=1)
+    d = guest(host, ["sleep 1ms", "compute 15ms", "burn 100%"], vcpus=2)
+    host.run(until=host.now + 2 * NS_PER_S)
+    used = [v.runstate_snapshot(host.now)[2][RUNSTATE_running] for v in d.vcpus]
+    assert all(u > 0.8 * NS_PER_S for u in used)
+    assert sum(used) == pytest.approx(host.now - d.created_at, rel=0.02)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.guest.image import KERNEL_ENTRY, SECONDARY_ENTRY
-from hv.guest.kernel import FOREVER, PVKernel
+from hv.guest.kernel import FOREVER, PVKernel, VcpuState
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -77,16 +77,37 @@ class PVGuestCPU:
                 st.timer = None
         self.kicked.pop(v, None)
 
+    def vcpu_reset(self, v: "VCPU") -> None:
+        """Xen reset a vCPU: whatever its kernel was doing on it is gone;
+        vCPU 0's reset takes the kernel with it."""
+        k = v.domain.guest
+        if k is None or v.vcpu_id >= len(k.vcpus):
+            return
+        gone = k.vcpus if v.vcpu_id == 0 else [k.vcpus[v.vcpu_id]]
+        for st in gone:
+            if st.timer is not None:
+                st.timer.cancel()
+        if v.vcpu_id == 0:
+            v.domain.guest = None
+            for other in v.domain.vcpus:
+                self.kicked.pop(other, None)
+        else:
+            k.vcpus[v.vcpu_id] = VcpuState([("enable_events",)])
+            self.kicked.pop(v, None)
+
     def kick(self, v: "VCPU") -> None:
         if v.domain.guest is not None:
             self.kicked[v] = None
             self.pending = True
 
     def run_pending(self) -> bool:
-        """Run every kicked vCPU that is still on a pCPU. Returns whether
-        any guest code ran."""
+        """Run every kicked vCPU that is still on a pCPU, until Xen has
+        scheduling to do first. Returns whether any guest code ran."""
         ran = False
+        sched = self.xen.sched
         while self.kicked:
+            if sched.softirq:
+                return True         # the rest wait for Xen to schedule
             v = next(iter(self.kicked))
             del self.kicked[v]
             k = kernel_of(v)
@@ -107,6 +128,9 @@ class PVGuestCPU:
 
     def _timed_done(self, v: "VCPU") -> None:
         k = kernel_of(v)
+        if k is None:
+            return
+        self.xen.sched.this_cpu = v.processor
         st = k.vcpus[v.vcpu_id]
         st.timer = None
         st.op_end = None

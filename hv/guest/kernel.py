@@ -107,6 +107,9 @@ class PVKernel:
         self.pc = 0
         self.burn = 0                     # duty cycle every vCPU burns at (%)
         self.handlers: dict[int, str] = {}
+        # Ports bound to vCPUs other than 0, as a bit per port: each vCPU
+        # handles its own ports, vCPU 0 every other (cpu_evtchn_mask).
+        self.bound: list[int] = [0] * len(d.vcpus)
         self.console_out = b""            # output not yet in the ring
         self.p2m_pfn = 0
         self.nr_pages = 0
@@ -246,6 +249,7 @@ class PVKernel:
                         EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=vcpu))
         self.vcpus[vcpu].timer_port = out.port
         self.handlers[out.port] = "timer"
+        self.bind_to(vcpu, out.port)
         return 0, True
 
     def op_bind_ipi(self, v: "VCPU", vcpu: int):
@@ -253,7 +257,12 @@ class PVKernel:
                         EvtchnBindIpi(vcpu=vcpu))
         self.vcpus[vcpu].ipi_port = out.port
         self.handlers[out.port] = "ipi"
+        self.bind_to(vcpu, out.port)
         return 0, True
+
+    def bind_to(self, vcpu: int, port: int) -> None:
+        if vcpu:
+            self.bound[vcpu] |= 1 << port
 
     def op_up(self, v: "VCPU", vcpu: int):
         """Start a secondary vCPU at the kernel's secondary entry, with the
@@ -301,7 +310,7 @@ class PVKernel:
         return OP_COST, False
 
     def op_compute(self, v: "VCPU", ns: int):
-        return ns, False
+        return ns, not ns
 
     def op_sleep(self, v: "VCPU", ns: int):
         self.vcpus[v.vcpu_id].queue[0] = ("sleep_until", self.now(v) + ns)
@@ -435,7 +444,7 @@ class PVKernel:
                 sel &= sel - 1
                 pending = _U64.unpack_from(info, SHINFO_EVTCHN_PENDING + word * 8)[0]
                 masked = _U64.unpack_from(info, SHINFO_EVTCHN_MASK + word * 8)[0]
-                ready = pending & ~masked
+                ready = pending & ~masked & self._mine(v.vcpu_id, word)
                 while ready:
                     bit = (ready & -ready).bit_length() - 1
                     ready &= ready - 1
@@ -445,6 +454,15 @@ class PVKernel:
                     handled.append(port)
         info[off + VCPUINFO_UPCALL_MASK] = 0
         return tuple(handled), taken
+
+    def _mine(self, vcpu: int, word: int) -> int:
+        """The ports of selector word ``word`` this vCPU handles."""
+        if vcpu:
+            return self.bound[vcpu] >> (word * 64) & 0xFFFFFFFFFFFFFFFF
+        others = 0
+        for mask in self.bound:
+            others |= mask
+        return ~(others >> (word * 64)) & 0xFFFFFFFFFFFFFFFF
 
     def handle_port(self, v: "VCPU", port: int) -> None:
         kind = self.handlers.get(port)

@@ -18,13 +18,14 @@ from hv.public.grant_table import (
 )
 from hv.public.vcpu import RUNSTATE_runnable, RUNSTATE_running
 from hv.public.xen import PTE_MFN_MASK, PAGE_SHIFT, _PAGE_PRESENT, _PAGE_RW
-from hv.xen.domain import DOMDYING_alive, DOMDYING_dead
+from hv.xen.domain import DOMDYING_alive, DOMDYING_dead, VPF_migrating
 from hv.xen.event_channel import (
     ECS_FREE, ECS_INTERDOMAIN, ECS_PIRQ, ECS_RESERVED, ECS_VIRQ, virq_is_global,
 )
 from hv.xen.grant_table import (
     GNTPIN_devr_inc, GNTPIN_devw_inc, GNTPIN_hstr_inc, GNTPIN_hstw_inc, GNTPIN_write_mask,
 )
+from hv.xen.sched_credit import CSCHED_FLAG_UNIT_PARKED
 from hv.xen.mm import (
     DOMHEAP, PAGE_TABLE_TYPES, PGT_gdt_page, PGT_l1_page_table, PGT_writable_page, XENHEAP,
 )
@@ -323,6 +324,16 @@ def _audit_scheduler(xen: "Xen", problems: list[str]) -> None:
             queued[id(svc.vcpu)] = cpu
             if not svc.on_runq or svc.vcpu.processor != cpu:
                 problems.append(f"{svc.vcpu!r} on pCPU {cpu}'s queue, says otherwise")
+        idle_queued = sum(1 for svc in runq if svc.vcpu is pcpu.idle)
+        if idle_queued != (0 if curr.is_idle else 1):
+            problems.append(f"pCPU {cpu}: its idle vCPU is queued {idle_queued} times")
+        ticking = pcpu.sched_priv.ticker is not None and not pcpu.sched_priv.ticker.cancelled
+        sliced = pcpu.s_timer is not None and not pcpu.s_timer.cancelled
+        # A busy pCPU ticks and has a slice; an idle one has no slice (and
+        # ticks only until it first goes idle from work, as on Xen).
+        if (not curr.is_idle and not ticking) or sliced == curr.is_idle:
+            problems.append(f"pCPU {cpu}: {'idle' if curr.is_idle else 'busy'} with its tick "
+                            f"{'on' if ticking else 'off'}, its slice timer {'on' if sliced else 'off'}")
         mine = sum(1 for v in vcpus if v.processor == cpu and v.runnable)
         if pcpu.sched_priv.nr_runnable != mine:
             problems.append(f"pCPU {cpu}: nr_runnable {pcpu.sched_priv.nr_runnable}, "
@@ -336,6 +347,12 @@ def _audit_scheduler(xen: "Xen", problems: list[str]) -> None:
                             f"but {'on' if id(v) in queued else 'on no'} run queue")
         if v.is_running and sched.pcpus[v.processor].curr is not v:
             problems.append(f"{v!r} says it runs on pCPU {v.processor}, which runs another")
+        if (v.is_running or waiting) and not v.hard_affinity >> v.processor & 1:
+            problems.append(f"{v!r} is on pCPU {v.processor}, outside its hard affinity")
+        if v.pause_flags & VPF_migrating and not v.is_running:
+            problems.append(f"{v!r} is marked migrating but is not running")
+        if v.sched_priv.flags & CSCHED_FLAG_UNIT_PARKED and not v.pause_count:
+            problems.append(f"{v!r} is parked by its cap but not paused")
     weight = 0
     for d in xen.domains:
         sdom = d.sched

@@ -51,7 +51,8 @@ class VCPU:
         "runstate_time", "processor", "is_running", "vcpu_info_offset",
         "singleshot_timer", "periodic_timer", "periodic_period", "periodic_last_event",
         "poll_timer", "affinity_overridden", "gdt_frames", "gdt_ents",
-        "is_idle", "sched_priv", "hard_affinity", "soft_affinity", "sched_entry_time",
+        "is_idle", "sched_priv", "hard_affinity", "soft_affinity", "saved_hard_affinity",
+        "sched_entry_time",
         "callbacks",
     )
 
@@ -88,6 +89,7 @@ class VCPU:
         self.sched_priv = None
         self.hard_affinity = 0        # pCPUs it may run on (a cpumask)
         self.soft_affinity = 0        # pCPUs it would rather run on
+        self.saved_hard_affinity = 0  # what a temporary pin put aside
         self.sched_entry_time = now   # when it was last switched in
 
     @property
@@ -365,7 +367,9 @@ class DomainList:
         xen.sched_ops.end_poll(v)
         v.context, v.is_initialised = None, False
         v.callbacks.clear()
-        v.affinity_overridden = False
+        if v.affinity_overridden:
+            xen.sched.vcpu_temporary_affinity(v, None)
+        xen.guest_cpu.vcpu_reset(v)
         v.pause_flags &= ~VPF_blocked
         self.vcpu_unpause(v)
 

@@ -250,8 +250,8 @@ class Domctl:
         vc = self._affinity_vcpu(d, u)
         hard = bitmap_to_cpumask(u.cpumap_hard) if u.flags & XEN_VCPUAFFINITY_HARD else None
         soft = bitmap_to_cpumask(u.cpumap_soft) if u.flags & XEN_VCPUAFFINITY_SOFT else None
-        have_hard, have_soft = self.xen.sched.vcpu_affinity_domctl(vc, u.flags, hard, soft)
-        return 0, self._affinity_out(u, have_hard, have_soft)
+        return 0, self._affinity_out(u, *self.xen.sched.vcpu_affinity_domctl(vc, u.flags, hard,
+                                                                                soft))
 
     def getvcpuaffinity(self, v, d, u):
         vc = self._affinity_vcpu(d, u)
@@ -269,14 +269,13 @@ class Domctl:
         return vc
 
     @staticmethod
-    def _affinity_out(u, hard: int, soft: int):
-        """The masks written back into the caller's bitmaps it asked about;
-        soft affinity as it counts, within the hard."""
+    def _affinity_out(u, hard: int | None, soft: int | None):
+        """The masks written back into the bitmaps the caller asked about."""
         return u.replace(
             cpumap_hard=cpumask_to_bitmap(u.cpumap_hard, hard)
-            if u.flags & XEN_VCPUAFFINITY_HARD else u.cpumap_hard,
-            cpumap_soft=cpumask_to_bitmap(u.cpumap_soft, soft & hard)
-            if u.flags & XEN_VCPUAFFINITY_SOFT else u.cpumap_soft)
+            if u.flags & XEN_VCPUAFFINITY_HARD and hard is not None else u.cpumap_hard,
+            cpumap_soft=cpumask_to_bitmap(u.cpumap_soft, soft)
+            if u.flags & XEN_VCPUAFFINITY_SOFT and soft is not None else u.cpumap_soft)
 
     def scheduler_op(self, v, d, u):
         return 0, self.xen.sched.sched_adjust(d, u)

@@ -120,6 +120,7 @@ class HypercallTable:
             # A dying domain's vCPUs are paused for good: no code of its runs.
             raise RuntimeError(f"d{d.domid} is dying; its vCPUs cannot make hypercalls")
         entry = self.table.get(nr)
+        xen.sched.this_cpu = v.processor
         trace = xen.trace
         record = None
         if trace.enabled:

@@ -106,17 +106,18 @@ class Xen:
 
     def process_pending(self) -> None:
         """What Xen does before going back to a guest, after every event
-        and every hypercall: deferred work, then each pCPU's schedule
-        softirq, then the guest code that has something to do, until all
-        is quiet."""
+        and every hypercall: each pCPU's schedule softirq, deferred work,
+        then the guest code that has something to do, until all is quiet."""
         if self.in_guest:
             return
         sched, guest_cpu = self.sched, self.guest_cpu
         while True:
-            if self.deferred:
-                self.run_deferred()
-            elif sched.softirq:
+            # Schedule first: deferred work (final destruction) waits, as
+            # Xen's RCU callbacks do, until every pCPU has moved on.
+            if sched.softirq:
                 sched.do_softirqs()
+            elif self.deferred:
+                self.run_deferred()
             elif not (guest_cpu.pending and guest_cpu.run_pending()):
                 return
 

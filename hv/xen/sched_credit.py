@@ -40,6 +40,7 @@ SCHED_DEFAULT_RATELIMIT_US = 1000
 CSCHED_MIN_TIMER = 100 * NS_PER_US
 XEN_SYSCTL_CSCHED_TSLICE_MIN, XEN_SYSCTL_CSCHED_TSLICE_MAX = 1, 1000
 XEN_SYSCTL_SCHED_RATELIMIT_MIN, XEN_SYSCTL_SCHED_RATELIMIT_MAX = 100, 500000
+XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US = 100 * 1000
 
 CSCHED_PRI_TS_BOOST = 0      # time-share, waking up
 CSCHED_PRI_TS_UNDER = -1     # time-share, with credit
@@ -129,23 +130,26 @@ class CreditScheduler:
     def _set_tslice(self, tslice_ms: int) -> None:
         self.tslice = tslice_ms * NS_PER_MS
         self.ticks_per_tslice = CSCHED_TICKS_PER_TSLICE if tslice_ms >= CSCHED_TICKS_PER_TSLICE else 1
-        self.tick_period = tslice_ms * NS_PER_MS // self.ticks_per_tslice
+        self.tick_period = tslice_ms * 1000 // self.ticks_per_tslice * NS_PER_US   # whole us
         self.credits_per_tslice = CSCHED_CREDITS_PER_MSEC * tslice_ms
         self.credit = self.credits_per_tslice * self.ncpus
 
-    def set_params(self, tslice_ms: int, ratelimit_us: int) -> None:
+    def set_params(self, tslice_ms: int, ratelimit_us: int, migration_delay_us: int = 0) -> None:
         """The host-wide knobs (XEN_SYSCTL_SCHEDOP_putinfo)."""
         if (not XEN_SYSCTL_CSCHED_TSLICE_MIN <= tslice_ms <= XEN_SYSCTL_CSCHED_TSLICE_MAX
                 or (ratelimit_us and not XEN_SYSCTL_SCHED_RATELIMIT_MIN <= ratelimit_us
                     <= XEN_SYSCTL_SCHED_RATELIMIT_MAX)
-                or ratelimit_us * NS_PER_US > tslice_ms * NS_PER_MS):
+                or ratelimit_us * NS_PER_US > tslice_ms * NS_PER_MS
+                or not 0 <= migration_delay_us <= XEN_SYSCTL_CSCHED_MGR_DLY_MAX_US):
             raise XenError(EINVAL)
         self._set_tslice(tslice_ms)
         self.ratelimit = ratelimit_us * NS_PER_US
+        self.unit_migr_delay = migration_delay_us * NS_PER_US
 
-    def params(self) -> tuple[int, int]:
-        """(tslice_ms, ratelimit_us)."""
-        return self.tslice // NS_PER_MS, self.ratelimit // NS_PER_US
+    def params(self) -> tuple[int, int, int]:
+        """(tslice_ms, ratelimit_us, migration_delay_us)."""
+        return (self.tslice // NS_PER_MS, self.ratelimit // NS_PER_US,
+                self.unit_migr_delay // NS_PER_US)
 
     # ------------------------------------------------------------ set-up
     def init_pdata(self, cpu: int) -> None:

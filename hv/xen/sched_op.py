@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hv.public.errno import EBUSY, EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
+from hv.public.errno import EFAULT, EINVAL, ENOSPC, EPERM, ESRCH
 from hv.public.sched import (
     SCHEDOP_POLL_MAX_PORTS, SCHEDOP_block, SCHEDOP_pin_override, SCHEDOP_poll,
     SCHEDOP_remote_shutdown, SCHEDOP_shutdown, SCHEDOP_shutdown_code,
@@ -17,6 +17,7 @@ from hv.public.xen import VCPUINFO_UPCALL_MASK
 from hv.xen.dispatch import SubOps, copy_from_guest
 from hv.xen.domain import SHUTDOWN_CODE_INVALID, VPF_blocked
 from hv.xen.errors import XenError
+from hv.xen.schedule import NR_CPUS
 from hv.xen.timer import NS_PER_S
 
 if TYPE_CHECKING:
@@ -95,17 +96,9 @@ class SchedOps:
         if not v.domain.is_hardware_domain:
             raise XenError(EPERM)
         arg = copy_from_guest(arg, SchedPinOverride)
-        if arg.pcpu >= self.xen.nr_cpus:
+        if arg.pcpu >= NR_CPUS:
             raise XenError(EINVAL)
-        if arg.pcpu < 0:
-            if not v.affinity_overridden:
-                raise XenError(EINVAL)
-            v.affinity_overridden = False
-            return 0
-        if v.affinity_overridden:
-            raise XenError(EBUSY)
-        v.affinity_overridden = True
-        v.processor = arg.pcpu
+        self.xen.sched.vcpu_temporary_affinity(v, None if arg.pcpu < 0 else arg.pcpu)
         return 0
 
     def sched_poll(self, v: "VCPU", arg: SchedPoll) -> int:

@@ -17,10 +17,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.domctl import (
-    XEN_VCPUAFFINITY_FORCE, XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT,
-    XenDomctlSchedulerOp,
+    XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenDomctlSchedulerOp,
 )
-from hv.public.errno import EFAULT, EINVAL
+from hv.public.errno import EBUSY, EFAULT, EINVAL
 from hv.public.vcpu import (
     RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running,
 )
@@ -38,6 +37,9 @@ if TYPE_CHECKING:
 # A set_timer_op deadline this far ahead (about 13 days) is taken for a
 # wrapped value; Xen fires the timer in 100 ms instead.
 SET_TIMER_OP_MAX_AHEAD = 1 << 50
+# Affinity masks cover every pCPU Xen could have (CONFIG_NR_CPUS on x86).
+NR_CPUS = 256
+CPUMASK_ALL = cpumask.cpumask_all(NR_CPUS)
 # A PV vCPU's periodic timer until its guest says otherwise (pv/domain.c).
 DEFAULT_PERIODIC_PERIOD = 10 * NS_PER_MS
 # Among events due at the same instant: the scheduler's slice timer before
@@ -93,6 +95,9 @@ class NullGuestCPU:
     def kick(self, v: "VCPU") -> None:
         pass
 
+    def vcpu_reset(self, v: "VCPU") -> None:
+        pass
+
     def run_pending(self) -> bool:
         return False
 
@@ -125,7 +130,7 @@ class Scheduler:
         """A new vCPU: free to run anywhere, on the pCPU after its
         predecessor's (sched_init_vcpu()), with a 10 ms periodic timer."""
         d = v.domain
-        v.hard_affinity = v.soft_affinity = self.online
+        v.hard_affinity = v.soft_affinity = CPUMASK_ALL
         if v.vcpu_id == 0:
             v.processor = cpumask.first(self.online)
         else:
@@ -290,41 +295,78 @@ class Scheduler:
         self.vcpu_wake(v)
 
     # ------------------------------------------------------------ affinity
+    def _migrate(self, v: "VCPU") -> None:
+        """Have the policy place a vCPU again (sched_unit_migrate_start()
+        and _finish()): a running one moves once switched out, any other
+        at once."""
+        v.pause_flags |= VPF_migrating
+        self.vcpu_sleep(v)
+        if not v.is_running:
+            self._migrate_finish(v)
+
     def vcpu_set_affinity(self, v: "VCPU", hard: int | None, soft: int | None) -> None:
         """Pin a vCPU (hard: only these pCPUs) or say where it would like
-        to run (soft). A hard mask with no online pCPU is -EINVAL; a vCPU
-        running where it may no longer run moves."""
+        to run (soft), as asked: the masks are kept as given and met with
+        the online pCPUs where used. A hard mask with no online pCPU is
+        -EINVAL; while a temporary pin is in force, -EBUSY. The vCPU is
+        placed again either way."""
+        if hard is not None and not hard & self.online:
+            raise XenError(EINVAL)
+        if v.affinity_overridden:
+            raise XenError(EBUSY)
         if hard is not None:
-            if not hard & self.online:
-                raise XenError(EINVAL)
-            v.hard_affinity = hard & self.online
-            self.policy.aff_cntl(v, v.hard_affinity)
+            v.hard_affinity = hard
+            self.policy.aff_cntl(v, hard)
         if soft is not None:
-            v.soft_affinity = soft & self.online or self.online
-        if not cpumask.test(v.processor, v.hard_affinity):
-            if v.is_running:
-                self.set_migrating(v)
-            else:
-                sleeping_on_runq = v.sched_priv.on_runq
-                if sleeping_on_runq:
-                    self.policy.runq_remove(v.sched_priv)
-                v.processor = self.policy.res_pick(v)
-                if sleeping_on_runq:
-                    self.policy.wake(v)
+            v.soft_affinity = soft
+        self._migrate(v)
 
     def vcpu_affinity_domctl(self, v: "VCPU", flags: int, hard: int | None,
-                             soft: int | None) -> tuple[int, int]:
-        """XEN_DOMCTL_setvcpuaffinity: set what ``flags`` names; returns the
-        effective (hard, soft) masks."""
-        if not flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT) or \
-                flags & ~(XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT | XEN_VCPUAFFINITY_FORCE):
+                             soft: int | None) -> tuple[int | None, int | None]:
+        """XEN_DOMCTL_setvcpuaffinity: set what ``flags`` names, hard first;
+        a soft mask that fails puts the hard one back. Returns the masks
+        now in force (within the online pCPUs, soft within hard too), None
+        for the one not set."""
+        if not flags & (XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT):
             raise XenError(EINVAL)
         if (flags & XEN_VCPUAFFINITY_HARD and hard is None) or \
                 (flags & XEN_VCPUAFFINITY_SOFT and soft is None):
             raise XenError(EFAULT)
-        self.vcpu_set_affinity(v, hard if flags & XEN_VCPUAFFINITY_HARD else None,
-                               soft if flags & XEN_VCPUAFFINITY_SOFT else None)
-        return v.hard_affinity, v.soft_affinity
+        hard_now = soft_now = None
+        if flags & XEN_VCPUAFFINITY_HARD:
+            old = v.hard_affinity
+            self.vcpu_set_affinity(v, hard, None)
+            hard_now = hard & self.online
+        if flags & XEN_VCPUAFFINITY_SOFT:
+            try:
+                self.vcpu_set_affinity(v, None, soft)
+            except XenError:
+                if flags & XEN_VCPUAFFINITY_HARD:
+                    self.vcpu_set_affinity(v, old, None)
+                raise
+            soft_now = soft & v.hard_affinity & self.online
+        return hard_now, soft_now
+
+    def vcpu_temporary_affinity(self, v: "VCPU", cpu: int | None) -> None:
+        """Pin a vCPU to one pCPU for a while, or (``cpu`` None) end that
+        and give back the hard affinity it had (vcpu_temporary_affinity()
+        for VCPU_AFFINITY_OVERRIDE). Only one at a time: -EBUSY."""
+        if cpu is None:
+            if not v.affinity_overridden:
+                raise XenError(EINVAL)
+            v.affinity_overridden = False
+            v.hard_affinity = v.saved_hard_affinity
+        else:
+            if v.affinity_overridden:
+                raise XenError(EBUSY)
+            if not cpumask.test(cpu, self.online):
+                raise XenError(EINVAL)
+            v.saved_hard_affinity = v.hard_affinity
+            v.hard_affinity = cpumask.cpumask_of(cpu)
+            v.affinity_overridden = True
+        self.policy.aff_cntl(v, v.hard_affinity)
+        if not cpumask.test(v.processor, v.hard_affinity):
+            self._migrate(v)
 
     # ------------------------------------------------------------ vCPU timers
     def do_set_timer_op(self, v: "VCPU", timeout) -> int:

@@ -27,7 +27,7 @@ DUMP = Path(__file__).resolve().parent / "data" / "xen-abi.txt"
 MODULES = tuple(
     importlib.import_module(f"hv.public.{name}")
     for name in ("xen", "event_channel", "grant_table", "memory", "sched", "vcpu",
-                 "version", "domctl", "errno", "io.console")
+                 "version", "domctl", "errno", "io.console", "io.xs_wire")
 )
 
 # Constants of the dump that hv/public owns: all of them must be defined, with
@@ -36,20 +36,18 @@ OUR_PREFIXES = (
     "__HYPERVISOR_", "EVTCHNOP_", "EVTCHNSTAT_", "EVTCHN_", "GNTTABOP_", "GNTST_",
     "GTF_", "_GTF_", "GNTMAP_", "GNTCOPY_", "VIRQ_", "NR_VIRQS", "SCHEDOP_", "SHUTDOWN_",
     "XENMEM_", "VCPUOP_", "RUNSTATE_", "XENVER_", "CONSOLEIO_", "DOMID_",
-    "XEN_LEGACY_MAX_VCPUS",
+    "XEN_LEGACY_MAX_VCPUS", "XENSTORE_", "XS_",
 )
 
 # Later work, not checked yet: the shared rings and their users (netif,
-# blkif, tpmif), the console ring, the xenstore wire protocol and ring,
-# XenbusState, grant table v2.
+# blkif, tpmif), the console ring, XenbusState, grant table v2.
 SKIPPED_CONSTANT_PREFIXES = (
     "NETTXF_", "_NETTXF_", "NETRXF_", "_NETRXF_", "NETIF_", "XEN_NETIF_",
-    "BLKIF_", "XEN_IO_PROTO_", "TPMIF_", "XENSTORE_", "XS_", "XenbusState",
+    "BLKIF_", "XEN_IO_PROTO_", "TPMIF_", "XenbusState",
 )
 SKIPPED_TYPE_PREFIXES = (
     "struct netif_", "union netif_", "struct blkif_", "union blkif_", "blkif_",
-    "struct tpmif_", "struct xencons_", "XENCONS_", "struct xsd_",
-    "struct xenstore_", "grant_entry_header_t", "grant_entry_v2_t", "grant_status_t",
+    "struct tpmif_", "struct xencons_", "XENCONS_", "grant_entry_header_t", "grant_entry_v2_t", "grant_status_t",
 )
 SKIPPED_PER_PAGE = ("grant_entry_v2",)
 
@@ -175,6 +173,8 @@ def our_constants() -> dict[str, tuple[str, int]]:
 
 
 OURS = our_constants()
+OUR_STRINGS = {name: value for mod in MODULES for name, value in vars(mod).items()
+               if type(value) is str and name.isupper()}
 
 
 # --------------------------------------------------------- the dump itself
@@ -201,8 +201,20 @@ def test_every_dump_constant_is_ours_or_deliberately_skipped():
     stray = [n for n in ABI.consts
              if not n.startswith(OUR_PREFIXES) and not n.startswith(SKIPPED_CONSTANT_PREFIXES)
              and python_const_name(n) not in OURS]
-    stray += [n for n in ABI.strings if not n.startswith(SKIPPED_CONSTANT_PREFIXES)]
+    stray += [n for n in ABI.strings if not n.startswith(SKIPPED_CONSTANT_PREFIXES)
+              and n not in OUR_STRINGS]
     fail_with(stray, "dump constants neither checked nor listed as skipped")
+
+
+def test_string_constants_match():
+    problems = [f"{n}: ours {OUR_STRINGS.get(n)!r}, Xen {v!r}" for n, v in ABI.strings.items()
+                if not n.startswith(SKIPPED_CONSTANT_PREFIXES) and OUR_STRINGS.get(n) != v]
+    fail_with(problems, "string constants that differ from Xen's")
+
+
+def test_xenstore_error_names_match_xsd_errors_in_order():
+    from hv.public.io.xs_wire import XSD_ERRORS
+    assert XSD_ERRORS == tuple(ABI.xsd_errors[i] for i in sorted(ABI.xsd_errors))
 
 
 @pytest.mark.parametrize("prefix", OUR_PREFIXES)

@@ -53,6 +53,7 @@
 #include <xen/platform.h>
 #include <xen/callback.h>
 #include <xen/io/console.h>
+#include <xen/io/xs_wire.h>
 #include <xen/errno.h>
 
 /*
@@ -1156,6 +1157,64 @@ static void io_console_h(void)
     MEMBER(xencons_interface, out_prod);
 }
 
+static void io_xs_wire_h(void)
+{
+    STRUCT(xsd_sockmsg);
+    MEMBER(xsd_sockmsg, type);
+    MEMBER(xsd_sockmsg, req_id);
+    MEMBER(xsd_sockmsg, tx_id);
+    MEMBER(xsd_sockmsg, len);
+    STRUCT(xenstore_domain_interface);
+    MEMBER(xenstore_domain_interface, req);
+    MEMBER(xenstore_domain_interface, rsp);
+    MEMBER(xenstore_domain_interface, req_cons);
+    MEMBER(xenstore_domain_interface, req_prod);
+    MEMBER(xenstore_domain_interface, rsp_cons);
+    MEMBER(xenstore_domain_interface, rsp_prod);
+    MEMBER(xenstore_domain_interface, server_features);
+    MEMBER(xenstore_domain_interface, connection);
+    MEMBER(xenstore_domain_interface, error);
+    CONST(XS_CONTROL);
+    CONST(XS_DEBUG);
+    CONST(XS_DIRECTORY);
+    CONST(XS_READ);
+    CONST(XS_GET_PERMS);
+    CONST(XS_WATCH);
+    CONST(XS_UNWATCH);
+    CONST(XS_TRANSACTION_START);
+    CONST(XS_TRANSACTION_END);
+    CONST(XS_INTRODUCE);
+    CONST(XS_RELEASE);
+    CONST(XS_GET_DOMAIN_PATH);
+    CONST(XS_WRITE);
+    CONST(XS_MKDIR);
+    CONST(XS_RM);
+    CONST(XS_SET_PERMS);
+    CONST(XS_WATCH_EVENT);
+    CONST(XS_ERROR);
+    CONST(XS_IS_DOMAIN_INTRODUCED);
+    CONST(XS_RESUME);
+    CONST(XS_SET_TARGET);
+    CONST(XS_RESET_WATCHES);
+    CONST(XS_DIRECTORY_PART);
+    CONST(XS_TYPE_COUNT);
+    CONST(XS_INVALID);
+    CONST(XS_WATCH_PATH);
+    CONST(XS_WATCH_TOKEN);
+    CONST(XENSTORE_RING_SIZE);
+    CONST(XENSTORE_PAYLOAD_MAX);
+    CONST(XENSTORE_ABS_PATH_MAX);
+    CONST(XENSTORE_REL_PATH_MAX);
+    CONST(XENSTORE_SERVER_FEATURE_RECONNECTION);
+    CONST(XENSTORE_SERVER_FEATURE_ERROR);
+    CONST(XENSTORE_CONNECTED);
+    CONST(XENSTORE_RECONNECT);
+    CONST(XENSTORE_ERROR_NONE);
+    CONST(XENSTORE_ERROR_COMM);
+    CONST(XENSTORE_ERROR_RINGIDX);
+    CONST(XENSTORE_ERROR_PROTO);
+}
+
 int main(void)
 {
     xen_h();
@@ -1169,6 +1228,7 @@ int main(void)
     platform_h();
     callback_h();
     io_console_h();
+    io_xs_wire_h();
     errno_h();
     printf("end %lu\n", lines);
     return 0;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import pickle
 import random
+import threading
 
 from hv.guest.cpu import PVGuestCPU
 from hv.guest.image import KERNEL_ENTRY, workload_module
@@ -15,6 +16,9 @@ from hv.xen.dom0_build import construct_dom0
 from hv.xen.hypervisor import BOOT_WALLCLOCK_NS, GiB, MiB, Xen
 from hv.xen.timer import EventLoop
 from hv.xen.trace import TraceRecord
+from hv.xenstore.quota import Quotas
+from hv.xenstore.server import XenstoreServer
+from hv.xenstore.xenstored import Xenstored
 
 DEFAULT_CPUS = 4
 DEFAULT_MEMORY = 16 * GiB
@@ -37,11 +41,15 @@ class Host:
                  cmdline: str = "", dom0_cmdline: str = "console=hvc0",
                  trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS,
                  debug_build: bool = False, dom0_workload: list[str] | None = ("idle",),
-                 seed: int = 0):
+                 seed: int = 0, xenstore_quotas: Quotas | None = None):
         """``dom0_workload`` is the program dom0's kernel runs (None: dom0
         runs no modelled kernel, and whoever drives the host makes its
         hypercalls). ``seed`` feeds everything on the host that is random."""
         _collect_garbage_less_often()
+        # Held by whoever drives the machine: the socket servers' threads
+        # take it for each request, so the machine sees one thing at a time.
+        self.lock = threading.RLock()
+        self.servers: list[XenstoreServer] = []
         self.clock = EventLoop()
         self.random = random.Random(seed)
         self.xen = Xen(self.clock, nr_cpus=cpus, memory_bytes=memory,
@@ -54,6 +62,7 @@ class Host:
         self.dom0 = construct_dom0(self.xen, dom0_memory >> PAGE_SHIFT,
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline, **kernel)
         self.xen.process_pending()
+        self.xenstored = Xenstored(xenstore_quotas)
 
     @property
     def now(self) -> int:
@@ -77,6 +86,28 @@ class Host:
         if v is None:
             raise ValueError(f"domain {domid} has no vCPU {vcpu}")
         return self.xen.guest_cpu.step(v)
+
+    def serve_xenstore(self, path: str) -> XenstoreServer:
+        """Serve xenstore's wire protocol on a UNIX socket at ``path``
+        (owner-only), for Xen's own clients and anyone else."""
+        server = XenstoreServer(self.xenstored, path, self.lock).start()
+        self.servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["lock"]
+        state["servers"] = []
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:

@@ -16,6 +16,7 @@ from hv.xen.dom0_build import construct_dom0
 from hv.xen.hypervisor import BOOT_WALLCLOCK_NS, GiB, MiB, Xen
 from hv.xen.timer import EventLoop
 from hv.xen.trace import TraceRecord
+from hv.xenstore.domain import DomainManager
 from hv.xenstore.quota import Quotas
 from hv.xenstore.server import XenstoreServer
 from hv.xenstore.xenstored import Xenstored
@@ -63,6 +64,11 @@ class Host:
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline, **kernel)
         self.xen.process_pending()
         self.xenstored = Xenstored(xenstore_quotas)
+        # xenstored's side facing the domains is a dom0 process: with no
+        # kernel in dom0 there is nothing to run it, and the store serves
+        # its socket and the host's own clients only.
+        self.xenstore_domains = (DomainManager(self.xen, self.xenstored)
+                                 if self.dom0.guest is not None else None)
 
     @property
     def now(self) -> int:

@@ -107,6 +107,9 @@ class PVKernel:
         self.pc = 0
         self.burn = 0                     # duty cycle every vCPU burns at (%)
         self.handlers: dict[int, str] = {}
+        # Ports whose events go to a process rather than a driver (what
+        # /dev/xen/evtchn does): xenstored's, in dom0.
+        self.listeners: dict[int, object] = {}
         # Ports bound to vCPUs other than 0, as a bit per port: each vCPU
         # handles its own ports, vCPU 0 every other (cpu_evtchn_mask).
         self.bound: list[int] = [0] * len(d.vcpus)
@@ -465,6 +468,10 @@ class PVKernel:
         return ~(others >> (word * 64)) & 0xFFFFFFFFFFFFFFFF
 
     def handle_port(self, v: "VCPU", port: int) -> None:
+        listener = self.listeners.get(port)
+        if listener is not None:
+            listener(v, port)
+            return
         kind = self.handlers.get(port)
         if kind == "timer":
             self.vcpus[v.vcpu_id].ticks += 1

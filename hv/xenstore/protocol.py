@@ -11,6 +11,7 @@ from hv.public.io.xs_wire import XENSTORE_PAYLOAD_MAX, XS_ERROR, XS_WATCH_EVENT
 from hv.xenstore.errors import wire_error
 
 HEADER = struct.Struct("<IIII")
+OK = b"OK\0"
 
 
 class Message(NamedTuple):
@@ -96,3 +97,19 @@ def onearg(payload: bytes) -> bytes | None:
     if not payload or payload.find(b"\0") != len(payload) - 1:
         return None
     return payload[:-1]
+
+
+def atoi(text: bytes) -> int:
+    """C's atoi(): leading blanks, a sign, digits; anything else ends it."""
+    s = text.decode("latin-1").lstrip(" \t\n\v\f\r")
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    digits = ""
+    for c in s:
+        if not c.isdigit() or not c.isascii():
+            break
+        digits += c
+    value = sign * int(digits) if digits else 0
+    return value & 0xFFFFFFFF

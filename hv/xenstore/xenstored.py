@@ -27,7 +27,7 @@ from hv.xenstore.perms import (
     PERM_IGNORE, PERM_NONE, PERM_OWNER, PERM_READ, PERM_WRITE, Perm, Perms, format_perms,
     parse_perms, perm_for_conn,
 )
-from hv.xenstore.protocol import HEADER, Message, count_strings, get_strings, onearg
+from hv.xenstore.protocol import OK, HEADER, Message, atoi, count_strings, get_strings, onearg
 from hv.xenstore.quota import Quotas
 from hv.xenstore.store import NO_GENERATION, Database, Node
 from hv.xenstore.transaction import Accessed, Transaction
@@ -35,7 +35,6 @@ from hv.xenstore.transaction import Accessed, Transaction
 if TYPE_CHECKING:
     from hv.xenstore.domain import DomainManager
 
-OK = b"OK\0"
 READ, WRITE, DELETE = 0, 1, 2
 SPECIAL_PATHS = (b"@introduceDomain", b"@releaseDomain")
 
@@ -400,7 +399,7 @@ class Xenstored:
             raise XsError(EINVAL)
         name, offset = get_strings(payload)[:2]
         node = self.get_node(conn, self.canonical(conn, name), PERM_READ)
-        off = _atoi(offset)
+        off = atoi(offset)
         children = node.children_bytes()
         gen = b"%d\0" % node.generation
         if off >= len(children):
@@ -614,7 +613,7 @@ class Xenstored:
         domid = onearg(payload)
         if domid is None:
             raise XsError(EINVAL)
-        return XS_GET_DOMAIN_PATH, paths.domain_path(_atoi(domid)) + b"\0"
+        return XS_GET_DOMAIN_PATH, paths.domain_path(atoi(domid)) + b"\0"
 
     def do_control(self, conn, payload):
         strings = get_strings(payload)
@@ -647,7 +646,7 @@ class Xenstored:
         domid = onearg(payload)
         if domid is None:
             raise XsError(EINVAL)
-        n = _atoi(domid)
+        n = atoi(domid)
         # DOMID_SELF, and dom0, whose kernel's connection is there from boot.
         known = n in (0, 0x7FF0) or (self.domains is not None and self.domains.is_introduced(n))
         return XS_IS_DOMAIN_INTRODUCED, b"T\0" if known else b"F\0"
@@ -678,7 +677,7 @@ class Xenstored:
             if len(args) != 3:
                 raise XsError(EINVAL)
             attr = self.quotas.by_name(args[1].decode("latin-1"))
-            value = _atoi(args[2])
+            value = atoi(args[2])
             if attr is None or value < 1:
                 raise XsError(EINVAL)
             setattr(self.quotas, attr, value)
@@ -687,7 +686,7 @@ class Xenstored:
             raise XsError(EINVAL)
         if self.domains is None:
             raise XsError(ENOENT)
-        return self.domains.quota_report(_atoi(args[0])).encode() + b"\0"
+        return self.domains.quota_report(atoi(args[0])).encode() + b"\0"
 
     def control_help(self, conn, args):
         if args:
@@ -735,22 +734,6 @@ class Xenstored:
         state["connections"] = [c for c in self.connections if c.kind == "domain"]
         state["observers"] = []
         return state
-
-
-def _atoi(text: bytes) -> int:
-    """C's atoi(): leading blanks, a sign, digits; anything else ends it."""
-    s = text.decode("latin-1").lstrip(" \t\n\v\f\r")
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    digits = ""
-    for c in s:
-        if not c.isdigit() or not c.isascii():
-            break
-        digits += c
-    value = sign * int(digits) if digits else 0
-    return value & 0xFFFFFFFF
 
 
 FLAG_NOTID = 1

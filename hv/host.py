@@ -64,6 +64,7 @@ class Host:
                                    dom0_vcpus or min(cpus, 32), dom0_cmdline, **kernel)
         self.xen.process_pending()
         self.xenstored = Xenstored(xenstore_quotas)
+        self.xenstored.init_dom0()
         # xenstored's side facing the domains is a dom0 process: with no
         # kernel in dom0 there is nothing to run it, and the store serves
         # its socket and the host's own clients only.

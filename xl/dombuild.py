@@ -200,5 +200,34 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
         page[ref * GrantEntryV1.SIZE:(ref + 1) * GrantEntryV1.SIZE] = entry.pack()
 
 
+def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
+                     memory_kib: int, max_vcpus: int = 1, maxmem_kib: int | None = None,
+                     cmdline: str = "", workload: list[str] | None = None) -> BuiltDomain:
+    """Build a domain, give it its xenstore entries, introduce it to
+    xenstored and start it (libxl's order: the store must know a domain
+    before its kernel first looks)."""
+    from xl.domain_store import make_domain_entries
+    built = build_pv_domain(pc, memory_kib=memory_kib, max_vcpus=max_vcpus,
+                            maxmem_kib=maxmem_kib, handle=uuid, cmdline=cmdline,
+                            unpause=False, workload=workload)
+    try:
+        make_domain_entries(xs, built.domid, name=name, uuid=_uuid_text(uuid),
+                            memory_kib=memory_kib, maxmem_kib=maxmem_kib or memory_kib,
+                            vcpus=max_vcpus, store_port=built.store_port,
+                            store_mfn=built.store_mfn, console_port=built.console_port,
+                            console_mfn=built.console_mfn)
+        xs.introduce(built.domid, built.store_mfn, built.store_port)
+    except Exception:
+        _domctl(pc, XEN_DOMCTL_destroydomain, built.domid, what="destroydomain")
+        raise
+    _domctl(pc, XEN_DOMCTL_unpausedomain, built.domid, what="unpausedomain")
+    return built
+
+
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def destroy_domain(pc: Privcmd, domid: int) -> None:
     _domctl(pc, XEN_DOMCTL_destroydomain, domid, what="destroydomain")

@@ -28,6 +28,10 @@ from typing import TYPE_CHECKING
 from hv.guest.image import EVENT_CALLBACK, FAILSAFE_CALLBACK, SECONDARY_ENTRY, va_to_pfn
 from hv.guest.image import read_module
 from hv.guest.workload import WorkloadError, parse_workload
+from hv.guest.xenbus import Xenbus
+from hv.public.io.xs_wire import (
+    XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
+)
 from hv.public.callback import (
     CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CallbackRegister,
 )
@@ -118,6 +122,8 @@ class PVKernel:
         self.nr_pages = 0
         self.ballooned: list[int] = []    # pfns given back, lowest first
         self.reserved: set[int] = set()   # pfns the kernel never gives back
+        self.xenbus: Xenbus | None = None
+        self.xs_log: list[tuple[str, str, str]] = []   # (verb, path, outcome)
         boot = [("start_info",), ("callbacks",), ("shared_info",)]
         boot += [("bind_timer", i) for i in range(len(d.vcpus))]
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
@@ -228,6 +234,8 @@ class PVKernel:
         if not info.flags & SIF_INITDOMAIN:
             self.reserved.update(range(self.start_info_pfn, self.nr_pages))   # store, console
             self.handlers[info.console_evtchn] = "console"
+            self.xenbus = Xenbus(info.store_evtchn, info.store_mfn)
+            self.handlers[info.store_evtchn] = "xenbus"
         try:
             self.program = parse_workload(lines)
         except WorkloadError as e:
@@ -308,6 +316,8 @@ class PVKernel:
             st.queue[1:1] = [("balloon", op[1] >> PAGE_SHIFT)]
         elif verb == "crash":
             st.queue[1:1] = [("crash",)]
+        elif verb == "xs":
+            st.queue[1:1] = [("xs_send",) + op[1:]]
         else:                               # compute, sleep, shutdown
             st.queue[1:1] = [op]
         return OP_COST, False
@@ -349,6 +359,67 @@ class PVKernel:
 
     def op_crash(self, v: "VCPU"):
         raise KernelPanic("crash requested by the workload")
+
+    # ------------------------------------------------------------ xenstore
+    def op_xs_send(self, v: "VCPU", verb: str, path: str, value: str):
+        xb = self.xenbus
+        if xb is None:
+            self.console_write(v, f"xs-{verb} {path}: no xenstore ring\n")
+            return 0, True
+        p = path.encode()
+        type_, payload = {
+            "read": (XS_READ, p + b"\0"), "write": (XS_WRITE, p + b"\0" + value.encode()),
+            "mkdir": (XS_MKDIR, p + b"\0"), "rm": (XS_RM, p + b"\0"),
+            "ls": (XS_DIRECTORY, p + b"\0"), "watch": (XS_WATCH, p + b"\0" + p + b"\0"),
+            "unwatch": (XS_UNWATCH, p + b"\0" + p + b"\0"),
+        }[verb]
+        req_id = xb.request(type_, payload)
+        if verb == "watch":
+            xb.watches[p] = p
+        self.vcpus[v.vcpu_id].queue[0] = ("xs_wait", req_id, verb, path)
+        self.xenbus_kick(v)
+        return 0, False
+
+    def op_xs_wait(self, v: "VCPU", req_id: int, verb: str, path: str):
+        """Wait for the reply, sending what is left of the request as the
+        ring makes room."""
+        xb = self.xenbus
+        reply = xb.replies.pop(req_id, None)
+        if reply is None:
+            if xb.broken:
+                raise KernelPanic("xenbus: the store sent garbage")
+            self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
+            return 0, False
+        type_, payload = reply
+        if type_ == XS_ERROR:
+            outcome = payload.rstrip(b"\0").decode(errors="replace")
+            if verb == "watch":
+                xb.watches.pop(path.encode(), None)
+        elif verb == "read":
+            outcome = payload.decode(errors="replace")
+        elif verb == "ls":
+            outcome = " ".join(c.decode(errors="replace") for c in payload.split(b"\0")[:-1])
+        else:
+            outcome = payload.rstrip(b"\0").decode(errors="replace")
+            if verb == "unwatch":
+                xb.watches.pop(path.encode(), None)
+        self.xs_log.append((verb, path, outcome))
+        sep = " =" if verb == "read" and type_ != XS_ERROR else ":"
+        self.console_write(v, f"xs-{verb} {path}{sep} {outcome}\n")
+        return 0, True
+
+    def xenbus_kick(self, v: "VCPU") -> None:
+        """Move both rings on and tell the store when either moved."""
+        xb = self.xenbus
+        page = self.xen.frames.map_domain_page(self.d, xb.mfn, writable=True)
+        seen = len(xb.events)
+        moved = xb.read(page)
+        moved = xb.write(page) or moved
+        if moved:
+            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send, EvtchnSend(port=xb.port))
+        for path, _token in xb.events[seen:]:
+            self.xs_log.append(("watch-event", path.decode(errors="replace"), ""))
+            self.console_write(v, f"xs-watch-event {path.decode(errors='replace')}\n")
 
     # ------------------------------------------------------------ console
     def console_write(self, v: "VCPU", text: str) -> None:
@@ -477,3 +548,5 @@ class PVKernel:
             self.vcpus[v.vcpu_id].ticks += 1
         elif kind == "console" and self.console_out:
             self.console_flush(v)
+        elif kind == "xenbus":
+            self.xenbus_kick(v)

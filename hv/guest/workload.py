@@ -11,6 +11,13 @@
     crash              panic
     idle               nothing more (also what a program that ends does)
     loop               start again from the first line
+    xs-read PATH       xenstore, through the domain's store ring; each
+    xs-write PATH VAL  prints its outcome on the console (a value, a
+    xs-mkdir PATH      listing, OK, or the error), and xs-watch prints
+    xs-rm PATH         each event as it comes: "xs-watch-event PATH".
+    xs-ls PATH         PATH may be relative to the domain's home,
+    xs-watch PATH      /local/domain/<domid>.
+    xs-unwatch PATH
 
 A parsed program is a tuple of plain tuples, so that where a guest is in it
 is plain data too: a snapshot carries it, stepping shows it.
@@ -26,7 +33,9 @@ _DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 SHUTDOWN_REASONS = {"poweroff": SHUTDOWN_poweroff, "reboot": SHUTDOWN_reboot,
                     "suspend": SHUTDOWN_suspend}
-VERBS = ("burn", "compute", "sleep", "echo", "balloon", "shutdown", "crash", "idle", "loop")
+XS_VERBS = ("xs-read", "xs-write", "xs-mkdir", "xs-rm", "xs-ls", "xs-watch", "xs-unwatch")
+VERBS = ("burn", "compute", "sleep", "echo", "balloon", "shutdown", "crash", "idle",
+         "loop") + XS_VERBS
 
 Op = tuple
 
@@ -108,6 +117,15 @@ def _parse_op(verb: str, arg: str) -> Op:
         if arg not in SHUTDOWN_REASONS:
             raise ValueError(f"shutdown takes one of {', '.join(SHUTDOWN_REASONS)}, not {arg!r}")
         return ("shutdown", SHUTDOWN_REASONS[arg])
+    if verb in XS_VERBS:
+        path, _, value = arg.partition(" ")
+        if not path:
+            raise ValueError(f"{verb} needs a path")
+        if verb == "xs-write" and not value:
+            raise ValueError("xs-write needs a path and a value")
+        if verb != "xs-write" and value:
+            raise ValueError(f"{verb} takes a path only")
+        return ("xs", verb[3:], path, value)
     if verb in ("crash", "idle", "loop"):
         if arg:
             raise ValueError(f"{verb} takes no argument")

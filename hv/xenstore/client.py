@@ -34,6 +34,20 @@ class XsClient:
     def request(self, type_: int, payload: bytes, tx: int = 0) -> bytes:
         self._req_id += 1
         self.xenstored.process(self.conn, Message(type_, self._req_id, tx, payload))
+        reply = self._drain()
+        rtype, body = reply
+        if rtype == XS_ERROR:
+            raise XsError(_ERRNO.get(body.rstrip(b"\0"), 22))
+        return body
+
+    def poll_events(self) -> list[tuple[bytes, bytes]]:
+        """Watch events that came since the last call (and the last
+        request), taken off the list."""
+        self._drain()
+        events, self.events = self.events, []
+        return events
+
+    def _drain(self):
         reply = None
         for data, _is_reply in self.conn.out:
             rtype, req_id, _tx, length = HEADER.unpack_from(data)
@@ -44,10 +58,7 @@ class XsClient:
             elif req_id == self._req_id:
                 reply = (rtype, body)
         self.conn.out.clear()
-        rtype, body = reply
-        if rtype == XS_ERROR:
-            raise XsError(_ERRNO.get(body.rstrip(b"\0"), 22))
-        return body
+        return reply
 
     # ------------------------------------------------------------ xs_* calls
     def read(self, path, tx: int = 0) -> bytes:

@@ -121,8 +121,15 @@ class DomainManager:
             return None
         return out.u
 
-    def exists(self, domid: int) -> bool:
-        return domid in self.domains or self.domain_info(domid) is not None
+    def alloc_existing(self, domid: int) -> bool:
+        """find_or_alloc_existing_domain(): known, or alive in Xen and now
+        known."""
+        if domid in self.domains:
+            return True
+        if self.domain_info(domid) is None:
+            return False
+        self.domain_struct(domid)
+        return True
 
     def page(self, d: XsDomain) -> bytearray:
         return self.xen.frames.map_domain_page(self.dom0, d.mfn, writable=True)
@@ -149,10 +156,9 @@ class DomainManager:
         return d.nbentry if d is not None else 0
 
     def entry_change(self, domid: int, delta: int) -> None:
-        if domid not in self.domains and self.domain_info(domid) is None:
-            return
-        d = self.domain_struct(domid)
-        d.nbentry = max(0, d.nbentry + delta)
+        if self.alloc_existing(domid):
+            d = self.domains[domid]
+            d.nbentry = max(0, d.nbentry + delta)
 
     def is_introduced(self, domid: int) -> bool:
         d = self.domains.get(domid)

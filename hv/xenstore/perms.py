@@ -34,7 +34,7 @@ def _strtol(text: bytes) -> int | None:
     where C would leave characters unread (or read none)."""
     s = text.decode("latin-1").lstrip(" \t\n\v\f\r")
     sign = 1
-    if s[:1] in "+-":
+    if s[:1] in ("+", "-"):
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
     base = 10

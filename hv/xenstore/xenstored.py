@@ -54,6 +54,16 @@ class Xenstored:
             node.generation = self.db.next_generation()
             self.db.store(node)
 
+    def init_dom0(self) -> None:
+        """What xen-init-dom0 writes at boot: dom0's home, its id and name."""
+        conn = self.connect("local")
+        try:
+            for name, value in ((b"/local/domain/0/domid", b"0"),
+                                (b"/local/domain/0/name", b"Domain-0")):
+                self.do_write(conn, name + b"\0" + value)
+        finally:
+            self.disconnect(conn)
+
     # ------------------------------------------------------------ connections
     def connect(self, kind: str = "local", conn_id: int = 0, domain=None,
                 on_output=None) -> Connection:
@@ -139,8 +149,11 @@ class Xenstored:
         conn.queue(data, False)
 
     # ------------------------------------------------------------ domains
-    def domain_exists(self, domid: int) -> bool:
-        return self.domains is None or domid == 0 or self.domains.exists(domid)
+    def alloc_permref(self, domid: int) -> bool:
+        """domain_alloc_permrefs(): a domain named in permissions is
+        remembered from now on (so the entry outlives nothing younger than
+        itself); False when there is no such domain."""
+        return self.domains is None or domid == 0 or self.domains.alloc_existing(domid)
 
     def domain_generation(self, domid: int) -> int | None:
         return None if self.domains is None else self.domains.generation_of(domid)
@@ -480,7 +493,7 @@ class Xenstored:
         strings = get_strings(payload)
         perms = list(parse_perms(strings[1:1 + num]))
         for i, p in enumerate(perms):
-            if not self.domain_exists(p.domid):
+            if not self.alloc_permref(p.domid):
                 perms[i] = Perm(p.perms | PERM_IGNORE, p.domid)
         if perms[0].perms & PERM_IGNORE:
             raise XsError(ENOENT)

@@ -1,0 +1,82 @@
+"""The kernel's xenbus client (Linux's drivers/xen/xenbus/xenbus_comms.c
+and xenbus_xs.c): requests go into the request ring of the
+xenstore_domain_interface page start_info names, in as many pieces as the
+1024-byte ring needs, with an event on the store channel; replies and watch
+events come back through the response ring when that channel fires.
+
+Everything here is plain data (bytes, ints, dicts), so that a snapshot
+carries a request half sent or a reply not yet read."""
+
+from __future__ import annotations
+
+import struct
+
+from hv.public.io.xs_wire import (
+    XENSTORE_RING_SIZE, XS_WATCH_EVENT, XenstoreDomainInterface,
+)
+from hv.xenstore.protocol import HEADER, Parser, ProtocolError, get_strings
+
+_IDX = struct.Struct("<IIII")
+_U32 = struct.Struct("<I")
+IDX_OFF = XenstoreDomainInterface.offsetof("req_cons")
+REQ_OFF = XenstoreDomainInterface.offsetof("req")
+RSP_OFF = XenstoreDomainInterface.offsetof("rsp")
+MASK = XENSTORE_RING_SIZE - 1
+
+
+class Xenbus:
+    def __init__(self, port: int, mfn: int):
+        self.port = port
+        self.mfn = mfn
+        self.next_req_id = 1
+        self.unsent = b""                     # request bytes not yet in the ring
+        self.replies: dict[int, tuple[int, bytes]] = {}
+        self.watches: dict[bytes, bytes] = {}  # token -> path
+        self.events: list[tuple[bytes, bytes]] = []
+        self.parser = Parser()
+        self.broken = False                   # the store spoke garbage
+
+    def request(self, type_: int, payload: bytes) -> int:
+        req_id = self.next_req_id
+        self.next_req_id = (self.next_req_id + 1) & 0xFFFFFFFF or 1
+        self.unsent += HEADER.pack(type_, req_id, 0, len(payload)) + payload
+        return req_id
+
+    def write(self, page: bytearray) -> bool:
+        """Put as much of what waits into the request ring as fits; True
+        when anything went in."""
+        data = self.unsent
+        if not data:
+            return False
+        req_cons, req_prod, _, _ = _IDX.unpack_from(page, IDX_OFF)
+        room = XENSTORE_RING_SIZE - ((req_prod - req_cons) & 0xFFFFFFFF)
+        if room <= 0:
+            return False
+        chunk = data[:room]
+        for i, byte in enumerate(chunk):
+            page[REQ_OFF + ((req_prod + i) & MASK)] = byte
+        _U32.pack_into(page, IDX_OFF + 4, (req_prod + len(chunk)) & 0xFFFFFFFF)
+        self.unsent = data[len(chunk):]
+        return True
+
+    def read(self, page: bytearray) -> bool:
+        """Take what the store wrote; True when the ring moved."""
+        _, _, rsp_cons, rsp_prod = _IDX.unpack_from(page, IDX_OFF)
+        avail = (rsp_prod - rsp_cons) & 0xFFFFFFFF
+        if not avail or avail > XENSTORE_RING_SIZE:
+            return False
+        data = bytes(page[RSP_OFF + ((rsp_cons + i) & MASK)] for i in range(avail))
+        _U32.pack_into(page, IDX_OFF + 8, (rsp_cons + avail) & 0xFFFFFFFF)
+        try:
+            messages = self.parser.feed(data)
+        except ProtocolError:
+            self.broken = True
+            return True
+        for msg in messages:
+            if msg.type == XS_WATCH_EVENT:
+                strings = get_strings(msg.payload)
+                if len(strings) >= 2:
+                    self.events.append((strings[0], strings[1]))
+            else:
+                self.replies[msg.req_id] = (msg.type, msg.payload)
+        return True

@@ -691,6 +691,8 @@ class Xenstored:
                 raise XsError(EINVAL)
             attr = self.quotas.by_name(args[1].decode("latin-1"))
             value = atoi(args[2])
+            if value & 0x80000000:        # an int in C: negative
+                value -= 1 << 32
             if attr is None or value < 1:
                 raise XsError(EINVAL)
             setattr(self.quotas, attr, value)

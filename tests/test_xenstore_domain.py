@@ -357,3 +357,23 @@ def test_watch_events_interleave_with_replies_on_the_ring(host, xs):
     types = [m.type for m in ring.take()]
     assert types == [XS_WATCH, XS_WATCH_EVENT, XS_WATCH_EVENT]
     assert ring.replies[-1].payload == b"data/x\0tok\0"
+
+
+def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(host, xs):
+    d, _ = guest(host, xs, name="traced", workload=[
+        "xs-read vm", "xs-write control/shutdown poweroff", "xs-write control/other x",
+        "xs-read /vm/00000000-0000-0000-0000-000000000000/name"])
+    settle(host, 10)
+    records = [(r.name, r.args, r.result) for r in host.xen.trace if r.kind == "xenstore"]
+    assert records == [("READ", "vm", "OK"), ("WRITE", "control/shutdown", "OK"),
+                       ("WRITE", "control/other", "EACCES"),
+                       ("READ", "/vm/00000000-0000-0000-0000-000000000000/name", "OK")]
+    home = f"/local/domain/{d.domid}"
+    assert d.guest.xs_log[-1] == ("read", "/vm/00000000-0000-0000-0000-000000000000/name", "traced")
+    perms = {rel: [str(p.perms) + ":" + str(p.domid) for p in xs.get_perms(f"{home}{rel}")]
+             for rel in ("", "/name", "/memory/target", "/data", "/control", "/control/shutdown")}
+    assert perms == {"": ["0:0", f"1:{d.domid}"], "/name": ["0:0", f"1:{d.domid}"],
+                     "/memory/target": ["0:0", f"1:{d.domid}"], "/data": [f"0:{d.domid}"],
+                     "/control": ["0:0", f"1:{d.domid}"], "/control/shutdown": [f"0:{d.domid}"]}
+    assert xs.read(f"{home}/cpu/0/availability") == b"online"
+    assert xs.read(f"{home}/store/port") == str(d.guest.start_info.store_evtchn).encode()

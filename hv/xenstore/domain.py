@@ -29,7 +29,7 @@ from hv.public.grant_table import (
 )
 from hv.public.io.xs_wire import (
     XENSTORE_CONNECTED, XENSTORE_ERROR_PROTO, XENSTORE_ERROR_RINGIDX, XENSTORE_RECONNECT,
-    XENSTORE_RING_SIZE, XenstoreDomainInterface,
+    XENSTORE_RING_SIZE, XS_ERROR, XSD_TYPE_NAMES, XenstoreDomainInterface,
 )
 from hv.public.xen import (
     HYPERVISOR_domctl, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, PAGE_SHIFT,
@@ -95,6 +95,19 @@ class DomainManager:
         self._listen(self.virq_port)
         d0 = self.domain_struct(0)
         d0.introduced = True
+        xenstored.observers.append(self.trace_request)
+
+    def trace_request(self, conn, msg, reply_type: int, payload: bytes) -> None:
+        """Each request a domain makes through its ring, and its answer, in
+        the machine's trace (socket clients' are not: they come from
+        outside the machine, at no virtual time of theirs)."""
+        if conn.kind != "domain":
+            return
+        first = msg.payload.split(b"\0", 1)[0][:80].decode("latin-1")
+        answer = (payload.rstrip(b"\0").decode("latin-1") if reply_type == XS_ERROR
+                  else "OK")
+        self.xen.trace.emit("xenstore", conn.id, -1, XSD_TYPE_NAMES.get(msg.type, str(msg.type)),
+                            first, answer)
 
     # ------------------------------------------------------------ to Xen
     def _call(self, v: "VCPU | None", nr: int, *args):

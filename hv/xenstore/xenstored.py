@@ -747,7 +747,6 @@ class Xenstored:
         snapshot keeps the domains' connections."""
         state = self.__dict__.copy()
         state["connections"] = [c for c in self.connections if c.kind == "domain"]
-        state["observers"] = []
         return state
 
 

@@ -24,6 +24,9 @@ from hv.xenstore.xenstored import Xenstored
 DEFAULT_CPUS = 4
 DEFAULT_MEMORY = 16 * GiB
 DEFAULT_DOM0_MEMORY = 1 * GiB
+# How much virtual time the machine runs between chances for other
+# threads (the socket servers) to take the host's lock.
+RUN_SLICE = 10_000_000
 
 
 def _collect_garbage_less_often() -> None:
@@ -76,10 +79,23 @@ class Host:
         return self.clock.now
 
     def run(self, until: int | None = None) -> int:
-        return self.clock.run(until)
+        """Run the machine to ``until`` (or until nothing is left to do).
+        While a socket server is up, the host's lock is held a slice of
+        virtual time at a time, so that its clients are served meanwhile."""
+        lock, clock = self.lock, self.clock
+        if until is None or not self.servers:
+            with lock:
+                return clock.run(until)
+        ran = 0
+        while True:
+            with lock:
+                ran += clock.run(min(until, clock.now + RUN_SLICE))
+                if clock.now >= until:
+                    return ran
 
     def step(self) -> bool:
-        return self.clock.step()
+        with self.lock:
+            return self.clock.step()
 
     def step_domain(self, domid: int, vcpu: int = 0) -> list[TraceRecord]:
         """Run exactly one operation of a paused domain's vCPU, while the

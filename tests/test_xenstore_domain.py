@@ -377,3 +377,55 @@ def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(
                      "/control": ["0:0", f"1:{d.domid}"], "/control/shutdown": [f"0:{d.domid}"]}
     assert xs.read(f"{home}/cpu/0/availability") == b"online"
     assert xs.read(f"{home}/store/port") == str(d.guest.start_info.store_evtchn).encode()
+
+
+def test_set_target_gives_a_device_model_its_targets_rights(host, xs):
+    dm_ring, dm = raw_guest(host, xs)
+    _, target = raw_guest(host, xs)
+    name = b"/local/domain/%d/name\0" % target.domid
+    assert error_of(request(dm_ring, XS_READ, name)) == "EACCES"
+    xs.request(19, b"%d\0%d\0" % (dm.domid, target.domid))          # XS_SET_TARGET
+    assert request(dm_ring, XS_READ, name).payload == b"guest"
+    data = b"/local/domain/%d/data/from-dm\0x" % target.domid
+    assert error_of(request(dm_ring, XS_WRITE, data)) is None        # target owns data/
+    with pytest.raises(XsError) as e:
+        xs.request(19, b"%d\0%d\0" % (dm.domid, 999))
+    assert str(e.value) == "ENOENT"
+
+
+def test_resume_lets_a_second_shutdown_be_announced(host, xs):
+    xs.watch("@releaseDomain", "rel")
+    d, _ = guest(host, xs, workload=["shutdown suspend"])
+    settle(host)
+    assert xs.poll_events()[-1] == (b"@releaseDomain", b"rel")
+    assert host.xenstore_domains.domains[d.domid].shutdown
+    xs.resume(d.domid)
+    assert not host.xenstore_domains.domains[d.domid].shutdown
+    host.xen.domains.domain_resume(d)
+    host.xen.domains.domain_shutdown(d, 0)
+    host.xen.process_pending()                # as Xen does on its way out
+    settle(host)
+    assert xs.poll_events() == [(b"@releaseDomain", b"rel")]
+    with pytest.raises(XsError) as e:
+        xs.resume(0)
+    assert str(e.value) == "EINVAL"
+
+
+def test_release_drops_the_connection_and_the_domains_nodes(host, xs):
+    xs.watch("@releaseDomain", "rel")
+    d, _ = guest(host, xs, workload=["xs-write data/mine 1", "xs-watch data"])
+    settle(host, 10)
+    xs.poll_events()
+    grants_before = host.xen.gnttab.dump()
+    xs.release(d.domid)
+    assert xs.poll_events() == [(b"@releaseDomain", b"rel")]
+    assert not xs.exists(f"/local/domain/{d.domid}/data/mine")
+    assert all(c.id != d.domid for c in host.xenstored.connections)
+    assert not host.xenstore_domains.is_introduced(d.domid)
+    assert grants_before != host.xen.gnttab.dump()                     # the store page is unmapped
+    with pytest.raises(XsError) as e:
+        xs.release(d.domid)
+    assert str(e.value) == "ENOENT"
+    # Introduced again, it is served again.
+    xs.introduce(d.domid, d.guest.start_info.store_mfn, d.guest.start_info.store_evtchn)
+    assert host.xenstore_domains.is_introduced(d.domid)

@@ -22,6 +22,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/guests.py
+	$(BIN)/python bench/xenstore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis tests/.build

@@ -32,8 +32,8 @@ from hv.public.io.xs_wire import (
     XENSTORE_RING_SIZE, XS_ERROR, XSD_TYPE_NAMES, XenstoreDomainInterface,
 )
 from hv.public.xen import (
-    HYPERVISOR_domctl, HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, PAGE_SHIFT,
-    PAGE_SIZE, VIRQ_DOM_EXC,
+    DOMID_FIRST_RESERVED, HYPERVISOR_domctl, HYPERVISOR_event_channel_op,
+    HYPERVISOR_grant_table_op, PAGE_SHIFT, PAGE_SIZE, VIRQ_DOM_EXC,
 )
 from hv.xenstore.errors import XsError
 from hv.xenstore.protocol import OK, Parser, ProtocolError, atoi, get_strings, onearg
@@ -127,6 +127,11 @@ class DomainManager:
 
     def domain_info(self, domid: int):
         """xc_domain_getinfo() for one domain: its info, or None."""
+        if not 0 <= domid < DOMID_FIRST_RESERVED:
+            # Ids from the wire are 32 bits; a domid_t is 16, and no domain
+            # has a reserved one. C asks for the truncated id, and the
+            # answer's domid then differs from the one asked for.
+            return None
         op = XenDomctl(cmd=XEN_DOMCTL_getdomaininfo, interface_version=XEN_DOMCTL_INTERFACE_VERSION,
                        domain=domid)
         rc, out = self._call(None, HYPERVISOR_domctl, op)
@@ -199,6 +204,10 @@ class DomainManager:
         if port == 0 or port & 0x80000000:
             raise XsError(EINVAL)
         d = self.introduce_domain(domid, port)
+        if d.conn is None:
+            # Dom0: its tools come through the socket, it has no ring here to
+            # reset (C resets dom0's ring and answers OK).
+            return OK
         self.conn_reset(d)
         page = self.page(d)
         if _U32.unpack_from(page, CONNECTION_OFF)[0] == XENSTORE_RECONNECT:
@@ -236,6 +245,9 @@ class DomainManager:
     def map_interface(self, d: XsDomain) -> None:
         """The store page, through the grant entry every domain's builder
         reserves for xenstored."""
+        if not 0 <= d.domid < DOMID_FIRST_RESERVED:
+            # No domain has such an id (a domid_t is 16 bits): no page to map.
+            raise XsError(EINVAL)
         _, (m,) = self._call(None, HYPERVISOR_grant_table_op, GNTTABOP_map_grant_ref,
                              (GnttabMapGrantRef(host_addr=MAP_BASE + d.domid * PAGE_SIZE,
                                                 flags=GNTMAP_host_map, ref=GNTTAB_RESERVED_XENSTORE,

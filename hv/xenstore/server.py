@@ -50,6 +50,14 @@ class XenstoreServer:
         old = os.umask(0o177)             # owner-only from the moment it exists
         try:
             listener.bind(self.path)
+        except OSError:
+            # A live daemon holds the path: this server never starts, and
+            # keeps none of what it opened.
+            listener.close()
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+            self._sel.close()
+            raise
         finally:
             os.umask(old)
         listener.listen(64)

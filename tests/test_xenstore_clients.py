@@ -587,3 +587,31 @@ def test_half_a_message_then_gone(served):
     assert _wait_for(lambda: host.servers[0].clients == 1)
     assert other.request(XS_READ, b"/half\0") == (XS_ERROR, b"ENOENT\0")
     other.close()
+
+
+def test_a_fault_serving_one_client_costs_only_that_client(tmp_path):
+    host = Host(cpus=2, memory=1024 * 2**20, dom0_memory=128 * 2**20)
+    try:
+        server = host.serve_xenstore(str(tmp_path / "socket"))
+        real_process = host.xenstored.process
+
+        def process(conn, msg):
+            if msg.payload.startswith(b"/boom"):
+                raise RuntimeError("a bug")
+            return real_process(conn, msg)
+
+        host.xenstored.process = process
+        victim, bystander = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        victim.connect(server.path)
+        bystander.connect(server.path)
+        victim.sendall(HEADER.pack(2, 1, 0, 6) + b"/boom\0")
+        victim.settimeout(5)
+        assert victim.recv(100) == b""                       # its connection went
+        bystander.sendall(HEADER.pack(11, 7, 0, 5) + b"/ok\0v")
+        bystander.settimeout(5)
+        assert bystander.recv(100) == HEADER.pack(11, 7, 0, 3) + b"OK\0"
+        assert server.faults == ["RuntimeError: a bug"]
+        victim.close()
+        bystander.close()
+    finally:
+        host.close()

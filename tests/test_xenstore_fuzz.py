@@ -392,6 +392,7 @@ def test_fuzz_socket(fuzz_host):
     while server.clients and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.clients == 0
+    assert server.faults == []            # no client was dropped for a fault of ours
 
 
 # ---------------------------------------------------------------- regressions

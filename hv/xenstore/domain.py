@@ -216,14 +216,22 @@ class DomainManager:
         return OK
 
     def introduce_domain(self, domid: int, port: int) -> XsDomain:
+        known = domid in self.domains
         d = self.domain_struct(domid)
         if not d.introduced:
-            self.map_interface(d)
-            rc, out = self._call(None, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
-                                 EvtchnBindInterdomain(remote_dom=domid, remote_port=port))
-            if rc < 0:
-                self.unmap_interface(d)
-                raise XsError(-rc)
+            try:
+                self.map_interface(d)
+                rc, out = self._call(None, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+                                     EvtchnBindInterdomain(remote_dom=domid, remote_port=port))
+                if rc < 0:
+                    self.unmap_interface(d)
+                    raise XsError(-rc)
+            except XsError:
+                # A failed introduction leaves nothing behind (C allocates
+                # the domain on the request's context).
+                if not known:
+                    del self.domains[domid]
+                raise
             d.port = out.local_port
             d.introduced = True
             d.shutdown = False

@@ -9,19 +9,9 @@ carries a request half sent or a reply not yet read."""
 
 from __future__ import annotations
 
-import struct
-
-from hv.public.io.xs_wire import (
-    XENSTORE_RING_SIZE, XS_WATCH_EVENT, XenstoreDomainInterface,
-)
+from hv.public.io.xs_wire import XS_WATCH_EVENT
+from hv.xenstore import ring
 from hv.xenstore.protocol import HEADER, Parser, ProtocolError, get_strings
-
-_IDX = struct.Struct("<IIII")
-_U32 = struct.Struct("<I")
-IDX_OFF = XenstoreDomainInterface.offsetof("req_cons")
-REQ_OFF = XenstoreDomainInterface.offsetof("req")
-RSP_OFF = XenstoreDomainInterface.offsetof("rsp")
-MASK = XENSTORE_RING_SIZE - 1
 
 
 class Xenbus:
@@ -45,28 +35,19 @@ class Xenbus:
     def write(self, page: bytearray) -> bool:
         """Put as much of what waits into the request ring as fits; True
         when anything went in."""
-        data = self.unsent
-        if not data:
+        if not self.unsent:
             return False
-        req_cons, req_prod, _, _ = _IDX.unpack_from(page, IDX_OFF)
-        room = XENSTORE_RING_SIZE - ((req_prod - req_cons) & 0xFFFFFFFF)
-        if room <= 0:
+        sent = ring.put(page, ring.REQ, self.unsent)
+        if not sent:
             return False
-        chunk = data[:room]
-        for i, byte in enumerate(chunk):
-            page[REQ_OFF + ((req_prod + i) & MASK)] = byte
-        _U32.pack_into(page, IDX_OFF + 4, (req_prod + len(chunk)) & 0xFFFFFFFF)
-        self.unsent = data[len(chunk):]
+        self.unsent = self.unsent[sent:]
         return True
 
     def read(self, page: bytearray) -> bool:
         """Take what the store wrote; True when the ring moved."""
-        _, _, rsp_cons, rsp_prod = _IDX.unpack_from(page, IDX_OFF)
-        avail = (rsp_prod - rsp_cons) & 0xFFFFFFFF
-        if not avail or avail > XENSTORE_RING_SIZE:
+        data = ring.take(page, ring.RSP)
+        if not data:
             return False
-        data = bytes(page[RSP_OFF + ((rsp_cons + i) & MASK)] for i in range(avail))
-        _U32.pack_into(page, IDX_OFF + 8, (rsp_cons + avail) & 0xFFFFFFFF)
         try:
             messages = self.parser.feed(data)
         except ProtocolError:

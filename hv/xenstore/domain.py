@@ -29,12 +29,13 @@ from hv.public.grant_table import (
 )
 from hv.public.io.xs_wire import (
     XENSTORE_CONNECTED, XENSTORE_ERROR_PROTO, XENSTORE_ERROR_RINGIDX, XENSTORE_RECONNECT,
-    XENSTORE_RING_SIZE, XS_ERROR, XSD_TYPE_NAMES, XenstoreDomainInterface,
+    XS_ERROR, XSD_TYPE_NAMES, XenstoreDomainInterface,
 )
 from hv.public.xen import (
     DOMID_FIRST_RESERVED, HYPERVISOR_domctl, HYPERVISOR_event_channel_op,
     HYPERVISOR_grant_table_op, PAGE_SHIFT, PAGE_SIZE, VIRQ_DOM_EXC,
 )
+from hv.xenstore import ring
 from hv.xenstore.errors import XsError
 from hv.xenstore.protocol import OK, Parser, ProtocolError, atoi, get_strings, onearg
 
@@ -46,12 +47,8 @@ if TYPE_CHECKING:
 
 _IDX = struct.Struct("<IIII")
 _U32 = struct.Struct("<I")
-IDX_OFF = XenstoreDomainInterface.offsetof("req_cons")
-REQ_OFF = XenstoreDomainInterface.offsetof("req")
-RSP_OFF = XenstoreDomainInterface.offsetof("rsp")
 CONNECTION_OFF = XenstoreDomainInterface.offsetof("connection")
 ERROR_OFF = XenstoreDomainInterface.offsetof("error")
-MASK = XENSTORE_RING_SIZE - 1
 # Where xenstored's mappings of store pages sit in its address space.
 MAP_BASE = 0x7F00_0000_0000
 
@@ -289,7 +286,7 @@ class DomainManager:
         d.nboutstanding = 0
         d.parser = Parser()
         d.partial = 0
-        _IDX.pack_into(self.page(d), IDX_OFF, 0, 0, 0, 0)
+        _IDX.pack_into(self.page(d), ring.IDX_OFF, 0, 0, 0, 0)
 
     def _connected(self, conn, payload) -> XsDomain:
         arg = onearg(payload)
@@ -401,16 +398,14 @@ class DomainManager:
             self.write_output(d, page)
             if not conn.privileged and d.nboutstanding >= quota:
                 break
-            req_cons, req_prod, _, _ = _IDX.unpack_from(page, IDX_OFF)
-            avail = (req_prod - req_cons) & 0xFFFFFFFF
-            if avail > XENSTORE_RING_SIZE:
+            avail = ring.available(page, ring.REQ)
+            if avail is None:
                 self.bad_client(d, XENSTORE_ERROR_RINGIDX)
                 break
             want = min(avail, d.parser.wants())
             if not want:
                 break
-            data = bytes(page[REQ_OFF + ((req_cons + i) & MASK)] for i in range(want))
-            _U32.pack_into(page, IDX_OFF, (req_cons + want) & 0xFFFFFFFF)
+            data = ring.take(page, ring.REQ, want)
             moved = True
             try:
                 messages = d.parser.feed(data)
@@ -429,20 +424,14 @@ class DomainManager:
         wrote = False
         while conn.out:
             data, is_reply = conn.out[0]
-            _, _, rsp_cons, rsp_prod = _IDX.unpack_from(page, IDX_OFF)
-            used = (rsp_prod - rsp_cons) & 0xFFFFFFFF
-            if used > XENSTORE_RING_SIZE:
+            sent = ring.put(page, ring.RSP, data[d.partial:])
+            if sent is None:
                 self.bad_client(d, XENSTORE_ERROR_RINGIDX)
                 return wrote
-            room = XENSTORE_RING_SIZE - used
-            if not room:
+            if not sent:
                 break
-            chunk = data[d.partial:d.partial + room]
-            for i, byte in enumerate(chunk):
-                page[RSP_OFF + ((rsp_prod + i) & MASK)] = byte
-            _U32.pack_into(page, IDX_OFF + 12, (rsp_prod + len(chunk)) & 0xFFFFFFFF)
             wrote = True
-            d.partial += len(chunk)
+            d.partial += sent
             if d.partial < len(data):
                 break
             conn.out.popleft()

@@ -258,6 +258,16 @@ class Xenstored:
             errnum = ENOENT
         raise XsError(self.errno_from_parents(conn, name, errnum, perm))
 
+    def node_to_change(self, conn: Connection, name: bytes | None) -> Node | None:
+        """The node ``conn`` may write, None when it does not exist (and
+        may be made); any other refusal is raised."""
+        try:
+            return self.get_node(conn, name, PERM_WRITE)
+        except XsError as e:
+            if e.errno != ENOENT:
+                raise
+            return None
+
     def errno_from_parents(self, conn: Connection, name: bytes, errnum: int, perm: int) -> int:
         parent = name
         while parent != b"/":
@@ -444,11 +454,8 @@ class Xenstored:
             raise XsError(EINVAL)
         value = payload[len(strings[0]) + 1:]
         name = self.canonical(conn, strings[0])
-        try:
-            node = self.get_node(conn, name, PERM_WRITE)
-        except XsError as e:
-            if e.errno != ENOENT:
-                raise
+        node = self.node_to_change(conn, name)
+        if node is None:
             node = self.create_node(conn, name, value)
         else:
             node = node.copy()
@@ -459,25 +466,18 @@ class Xenstored:
 
     def do_mkdir(self, conn, payload):
         name = self.canonical(conn, onearg(payload))
-        try:
-            self.get_node(conn, name, PERM_WRITE)
-        except XsError as e:
-            if e.errno != ENOENT:
-                raise
+        if self.node_to_change(conn, name) is None:
             node = self.create_node(conn, name, b"")
             self.fire_watches(conn, name, node, exact=False)
         return XS_MKDIR, OK
 
     def do_rm(self, conn, payload):
         name = self.canonical(conn, onearg(payload))
-        try:
-            self.get_node(conn, name, PERM_WRITE)
-        except XsError as e:
-            if e.errno != ENOENT:
-                raise
+        if self.node_to_change(conn, name) is None:
+            # Not there: fine, if its parent is.
             if self.read_node(conn, paths.get_parent(name)) is not None:
                 return XS_RM, OK
-            raise
+            raise XsError(ENOENT)
         if name == b"/":
             raise XsError(EINVAL)
         self.rm_node(conn, name)

@@ -89,3 +89,15 @@ def ok(result):
     rc, out = result
     assert rc == 0, f"expected success, got rc {rc}"
     return out
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A small host serving xenstore on a UNIX socket: (host, socket path)."""
+    host = Host(cpus=2, memory=1024 * MiB, dom0_memory=128 * MiB)
+    path = str(tmp_path / "socket")
+    host.serve_xenstore(path)
+    try:
+        yield host, path
+    finally:
+        host.close()

@@ -33,16 +33,6 @@ from hv.xenstore.perms import PERM_READ, PERM_WRITE, Perm
 HEADER = struct.Struct("<IIII")
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A small host serving xenstore at tmp_path/socket: (host, path)."""
-    host = Host(cpus=2, memory=1024 * MiB, dom0_memory=128 * MiB)
-    path = str(tmp_path / "socket")
-    host.serve_xenstore(path)
-    try:
-        yield host, path
-    finally:
-        host.close()
 
 
 class Wire:

@@ -21,7 +21,6 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hv.host import Host
 from hv.public.io.xs_wire import (
     XENSTORE_PAYLOAD_MAX, XS_CONTROL, XS_DIRECTORY, XS_DIRECTORY_PART, XS_ERROR,
     XS_GET_DOMAIN_PATH, XS_GET_PERMS, XS_INTRODUCE, XS_IS_DOMAIN_INTRODUCED, XS_MKDIR, XS_READ,
@@ -29,7 +28,6 @@ from hv.public.io.xs_wire import (
     XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WATCH_EVENT, XS_WRITE,
     XSD_ERRORS,
 )
-from hv.xen.hypervisor import MiB
 from hv.xenstore.domain import XsDomain
 from hv.xenstore.protocol import Message
 from hv.xenstore.xenstored import Xenstored
@@ -329,22 +327,13 @@ class _Conn:
         self.sock.close()
 
 
-@pytest.fixture
-def fuzz_host(tmp_path):
-    host = Host(cpus=2, memory=1024 * MiB, dom0_memory=128 * MiB)
-    path = str(tmp_path / "socket")
-    host.serve_xenstore(path)
-    try:
-        yield host, path
-    finally:
-        host.close()
 
 
-def test_fuzz_socket(fuzz_host):
+def test_fuzz_socket(served):
     """Batches pipelined on a few connections, cut into random pieces on
     the way; meanwhile a connection that sends a bad header is closed and
     the others go on."""
-    host, path = fuzz_host
+    host, path = served
     fuzzer = Fuzzer(1234)
     rng = fuzzer.rng
     conns = [_Conn(path) for _ in range(3)]
@@ -452,10 +441,10 @@ def test_fuzz_hypothesis(messages):
     assert xenstored.check_store() == []
 
 
-def test_introducing_dom0_again_is_ok(fuzz_host):
+def test_introducing_dom0_again_is_ok(served):
     """INTRODUCE of dom0, already introduced at boot, rebinds its channel
     and answers OK, as the C daemon does; the daemon goes on serving."""
-    host, path = fuzz_host
+    host, path = served
     conn = _Conn(path)
     for i, (payload, answer) in enumerate(((b"0\x000\x005\x00", b"OK\0"),
                                            (b"x\x00y\x007\x00", b"OK\0"),
@@ -471,11 +460,11 @@ def test_introducing_dom0_again_is_ok(fuzz_host):
     conn.close()
 
 
-def test_domids_beyond_domid_t(fuzz_host):
+def test_domids_beyond_domid_t(served):
     """Domain ids on the wire are 32 bits; none past Xen's reserved range
     names a domain: such a permission entry is kept (and ignored), and
     INTRODUCE of one fails with EINVAL rather than the daemon."""
-    host, path = fuzz_host
+    host, path = served
     conn = _Conn(path)
     requests = [
         (XS_WRITE, b"/p\0v", XS_WRITE, b"OK\0"),

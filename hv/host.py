@@ -83,14 +83,14 @@ class Host:
         While a socket server is up, the host's lock is held a slice of
         virtual time at a time, so that its clients are served meanwhile."""
         lock, clock = self.lock, self.clock
-        if until is None or not self.servers:
-            with lock:
-                return clock.run(until)
         ran = 0
         while True:
             with lock:
-                ran += clock.run(min(until, clock.now + RUN_SLICE))
-                if clock.now >= until:
+                if not self.servers:
+                    return ran + clock.run(until)
+                end = clock.now + RUN_SLICE if until is None else min(until, clock.now + RUN_SLICE)
+                ran += clock.run(end)
+                if (clock.now >= until) if until is not None else clock.peek() is None:
                     return ran
 
     def step(self) -> bool:
@@ -108,7 +108,8 @@ class Host:
         v = d.vcpu(vcpu)
         if v is None:
             raise ValueError(f"domain {domid} has no vCPU {vcpu}")
-        return self.xen.guest_cpu.step(v)
+        with self.lock:
+            return self.xen.guest_cpu.step(v)
 
     def serve_xenstore(self, path: str) -> XenstoreServer:
         """Serve xenstore's wire protocol on a UNIX socket at ``path``
@@ -136,7 +137,8 @@ class Host:
     def snapshot(self) -> bytes:
         """The whole machine as bytes: memory, every subsystem, the guests'
         kernels and programs, and the events still to come."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def restore(data: bytes) -> "Host":

@@ -47,9 +47,9 @@ def settle(host: Host, ms: int = 5) -> None:
     host.run(until=host.now + ms * NS_PER_MS)
 
 
-def guest(host: Host, xs: XsClient, workload=None, name="guest", memory_mib=16):
+def guest(host: Host, xs: XsClient, workload=None, name="guest", memory_mib=16, domid=0):
     built = create_pv_domain(Privcmd(host.xen), xs, name=name, memory_kib=memory_mib * 1024,
-                             workload=workload)
+                             workload=workload, domid=domid)
     return host.xen.domains.get(built.domid), built
 
 
@@ -274,8 +274,8 @@ def test_outstanding_replies_hold_back_reading(host, xs):
 
 
 # ------------------------------------------------------------ a guest's quotas
-def raw_guest(host, xs):
-    d, built = guest(host, xs)
+def raw_guest(host, xs, domid=0):
+    d, built = guest(host, xs, domid=domid)
     return RawRing(host, d, built), d
 
 
@@ -429,3 +429,107 @@ def test_release_drops_the_connection_and_the_domains_nodes(host, xs):
     # Introduced again, it is served again.
     xs.introduce(d.domid, d.guest.start_info.store_mfn, d.guest.start_info.store_evtchn)
     assert host.xenstore_domains.is_introduced(d.domid)
+
+
+# ------------------------------------------------------------ review findings
+def test_a_domain_that_never_reads_its_ring_loses_events_past_its_quota():
+    host = new_host(xenstore_quotas=Quotas(memory=4096))
+    xs = XsClient(host.xenstored)
+    ring, d = raw_guest(host, xs)
+    for i in range(8):
+        request(ring, XS_WATCH, b"/local/domain/%d/data\0t%d\0" % (d.domid, i))
+    ring.take()
+    for i in range(200):                   # the guest reads nothing from here on
+        xs.write(f"/local/domain/{d.domid}/data/n{i}", "v")
+    conn = next(c for c in host.xenstored.connections if c.id == d.domid)
+    assert conn.out_bytes <= 4096 and conn.dropped_events > 0
+    assert len(conn.queued_events) == len(conn.out)
+
+
+def test_a_dead_domain_known_only_as_an_owner_takes_its_nodes_and_rights_with_it(host, xs):
+    built = create_pv_domain(Privcmd(host.xen), xs, name="owner", memory_kib=16 * 1024)
+    x = built.domid
+    xs.release(x)                           # known to xenstored from here on only as an owner
+    for path in ("/tool/a/owned", "/tool/b", "/tool/a/kept"):
+        xs.write(path, "v")
+    xs.set_perms("/tool/a/owned", [f"n{x}"])
+    xs.set_perms("/tool/b", [f"n{x}"])
+    xs.set_perms("@introduceDomain", [f"n{x}", "r0"])
+    xs.watch("/tool", "w")
+    xs.poll_events()
+    destroy_domain(Privcmd(host.xen), x)
+    settle(host)
+    assert xs.poll_events() == [(b"/tool/a/owned", b"w"), (b"/tool/b", b"w")]   # depth first
+    assert xs.exists("/tool/a/kept") and not xs.exists("/tool/b")
+    assert [p.domid for p in xs.get_perms("/tool/a")] == [0]
+    assert host.xenstored.special_perms[b"@introduceDomain"][0].domid == 0
+
+
+def test_a_permission_for_a_dead_domain_does_not_come_back_to_its_successor(host, xs):
+    old, _ = guest(host, xs, name="old")
+    xs.write("/tool/private", "for the old one")
+    xs.set_perms("/tool/private", ["n0", f"r{old.domid}"])
+    destroy_domain(Privcmd(host.xen), old.domid)
+    settle(host)
+    new_ring, new = raw_guest(host, xs, domid=old.domid)
+    assert new.domid == old.domid
+    assert error_of(request(new_ring, XS_READ, b"/tool/private\0")) == "EACCES"
+    xs.write("/tool/private", "rewritten")                  # a newer generation...
+    xs.write("/tool/private/child", "inherits")              # ...and a child of it
+    assert error_of(request(new_ring, XS_READ, b"/tool/private\0")) == "EACCES"
+    assert error_of(request(new_ring, XS_READ, b"/tool/private/child\0")) == "EACCES"
+
+
+def test_a_commit_that_gives_a_node_to_a_domain_that_died_meanwhile_fails(host, xs):
+    d, _ = guest(host, xs)
+    tx = xs.transaction_start()
+    xs.mkdir("/tool/t", tx)
+    xs.set_perms("/tool/t", [f"n{d.domid}"], tx)
+    destroy_domain(Privcmd(host.xen), d.domid)
+    settle(host)
+    with pytest.raises(XsError) as e:
+        xs.transaction_end(tx)
+    assert str(e.value) == "ENOMEM" and not xs.exists("/tool/t")
+
+
+def test_set_target_accepts_dom0(host, xs):
+    ring, d = raw_guest(host, xs)
+    assert error_of(request(ring, XS_READ, b"/local/domain/0/name\0")) == "EACCES"
+    xs.request(19, b"%d\0" b"0\0" % d.domid)
+    assert request(ring, XS_READ, b"/local/domain/0/name\0").payload == b"Domain-0"
+    xs.request(19, b"0\0%d\0" % d.domid)
+
+
+def test_the_kernel_refuses_an_oversize_request_itself(host, xs):
+    d, _ = guest(host, xs, workload=["xs-write data/x " + "y" * 5000, "xs-write data/y ok"])
+    settle(host, 10)
+    assert d.guest.xs_log == [("write", "data/x", "E2BIG"), ("write", "data/y", "OK")]
+
+
+def test_a_snapshot_while_socket_clients_write(served):
+    import socket
+    import threading
+    host, path = served
+    stop = threading.Event()
+
+    def writer():
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        i = 0
+        while not stop.is_set():
+            s.sendall(b"".join(HEADER.pack(XS_WRITE, i + j, 0, 12) + b"/snap/k%03d\0v" % ((i + j) % 1000)
+                               for j in range(32)))
+            got = b""
+            while len(got) < 32 * 19:
+                got += s.recv(65536)
+            i += 32
+        s.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        sizes = [len(host.snapshot()) for _ in range(40)]
+    finally:
+        stop.set()
+        t.join(10)
+    assert min(sizes) > 0 and host.servers[0].faults == []

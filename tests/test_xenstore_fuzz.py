@@ -255,7 +255,7 @@ def _fuzz_directly(xenstored: Xenstored, conns, fuzzer: Fuzzer, count: int) -> N
     for _ in range(count):
         conn = fuzzer.rng.choice(conns)
         msg = fuzzer.message()
-        conn.out.clear()
+        conn.clear_output()
         xenstored.process(conn, msg)
         messages = _split(conn.out)
         replies = [m for m in messages if m[0] != XS_WATCH_EVENT]
@@ -266,7 +266,7 @@ def _fuzz_directly(xenstored: Xenstored, conns, fuzzer: Fuzzer, count: int) -> N
             if type_ == XS_WATCH_EVENT:
                 assert (req_id, tx_id) == (0, 0)
                 assert re.fullmatch(rb"[^\0]+\0[^\0]*\0", payload), payload
-    conn.out.clear()
+    conn.clear_output()
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -392,10 +392,10 @@ def test_permission_with_blank_domid_is_einval():
     conn = xenstored.connect("socket")
     xenstored.process(conn, Message(XS_WRITE, 1, 0, b"/p\0v"))
     for i, perm in enumerate((b"r ", b"b\t", b"w+", b"n-", b"r 5 ", b"b0x")):
-        conn.out.clear()
+        conn.clear_output()
         xenstored.process(conn, Message(XS_SET_PERMS, 10 + i, 0, b"/p\0" + perm + b"\0"))
         assert _split(conn.out) == [(XS_ERROR, 10 + i, 0, b"EINVAL\0")], perm
-    conn.out.clear()
+    conn.clear_output()
     xenstored.process(conn, Message(XS_SET_PERMS, 20, 0, b"/p\0r 5\0b+0x7\0"))
     xenstored.process(conn, Message(XS_GET_PERMS, 21, 0, b"/p\0"))
     assert _split(conn.out) == [(XS_SET_PERMS, 20, 0, b"OK\0"),
@@ -433,7 +433,7 @@ def test_fuzz_hypothesis(messages):
     for type_, tx, req_id, who, payload in messages:
         conn = conns[who]
         msg = Message(type_, req_id, tx, payload)
-        conn.out.clear()
+        conn.clear_output()
         xenstored.process(conn, msg)
         replies = [m for m in _split(conn.out) if m[0] != XS_WATCH_EVENT]
         assert len(replies) == 1

@@ -52,7 +52,7 @@ class Harness:
                 else:
                     assert c is conn and req_id == self.req
                     out.insert(0, (t, body))
-            c.out.clear()
+            c.clear_output()
         return out
 
 
@@ -74,6 +74,8 @@ SCENARIOS = {
         ("d0", XS_READ, b"/" + b"x" * 2048 + b"\0", 0, err("EINVAL"), []),
         ("d0", XS_MKDIR, b"/local/domain/5/" + b"x" * 2048 + b"\0", 0, OK, []),
         ("d0", XS_MKDIR, b"/local/domain/5/" + b"x" * 2049 + b"\0", 0, err("EINVAL"), []),
+        ("d0", XS_MKDIR, b"/local/domain/-1/" + b"x" * 2048 + b"\0", 0, OK, []),   # %5u takes a sign
+        ("d0", XS_MKDIR, b"/local/domain/123456/" + b"x" * 2040 + b"\0", 0, err("EINVAL"), []),
         ("d0", XS_WRITE, b"rel\0v", 0, OK, []),
         ("d0", XS_READ, b"/local/domain/0/rel\0", 0, (XS_READ, b"v"), []),
         ("d5", XS_READ, b"x\0", 0, err("EACCES"), []),

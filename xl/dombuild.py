@@ -38,6 +38,7 @@ from hv.public.xen import (
     HYPERVISOR_memory_op, PAGE_SHIFT, PAGE_SIZE, SIF_MOD_START_PFN, START_INFO_MAGIC,
     VGCF_in_kernel, VGCF_online, CpuUserRegs, StartInfo, VcpuGuestContext,
 )
+from xl.domain_store import make_domain_entries, remove_domain_entries
 from xl.privcmd import HypercallError, Privcmd
 
 # libxl's defaults.
@@ -202,14 +203,14 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
 
 def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                      memory_kib: int, max_vcpus: int = 1, maxmem_kib: int | None = None,
-                     cmdline: str = "", workload: list[str] | None = None) -> BuiltDomain:
-    """Build a domain, give it its xenstore entries, introduce it to
+                     cmdline: str = "", workload: list[str] | None = None,
+                     domid: int = 0) -> BuiltDomain:
+    """Build a domain (``domid`` 0: Xen picks its id), give it its xenstore entries, introduce it to
     xenstored and start it (libxl's order: the store must know a domain
     before its kernel first looks)."""
-    from xl.domain_store import make_domain_entries
     built = build_pv_domain(pc, memory_kib=memory_kib, max_vcpus=max_vcpus,
                             maxmem_kib=maxmem_kib, handle=uuid, cmdline=cmdline,
-                            unpause=False, workload=workload)
+                            unpause=False, workload=workload, domid=domid)
     try:
         make_domain_entries(xs, built.domid, name=name, uuid=_uuid_text(uuid),
                             memory_kib=memory_kib, maxmem_kib=maxmem_kib or memory_kib,
@@ -218,6 +219,7 @@ def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                             console_mfn=built.console_mfn)
         xs.introduce(built.domid, built.store_mfn, built.store_port)
     except Exception:
+        remove_domain_entries(xs, built.domid, _uuid_text(uuid))
         _domctl(pc, XEN_DOMCTL_destroydomain, built.domid, what="destroydomain")
         raise
     _domctl(pc, XEN_DOMCTL_unpausedomain, built.domid, what="unpausedomain")

@@ -30,7 +30,7 @@ from hv.guest.image import read_module
 from hv.guest.workload import WorkloadError, parse_workload
 from hv.guest.xenbus import Xenbus
 from hv.public.io.xs_wire import (
-    XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
+    XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
 )
 from hv.public.callback import (
     CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CallbackRegister,
@@ -373,6 +373,12 @@ class PVKernel:
             "ls": (XS_DIRECTORY, p + b"\0"), "watch": (XS_WATCH, p + b"\0" + p + b"\0"),
             "unwatch": (XS_UNWATCH, p + b"\0" + p + b"\0"),
         }[verb]
+        if len(payload) > XENSTORE_PAYLOAD_MAX:
+            # Refused before it is sent, as xenbus and libxenstore do: the
+            # store would drop the connection over it.
+            self.xs_log.append((verb, path, "E2BIG"))
+            self.console_write(v, f"xs-{verb} {path}: E2BIG\n")
+            return 0, True
         req_id = xb.request(type_, payload)
         if verb == "watch":
             xb.watches[p] = p

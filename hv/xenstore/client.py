@@ -57,7 +57,7 @@ class XsClient:
                 self.events.append((path, token))
             elif req_id == self._req_id:
                 reply = (rtype, body)
-        self.conn.out.clear()
+        self.conn.clear_output()
         return reply
 
     # ------------------------------------------------------------ xs_* calls

@@ -47,6 +47,9 @@ class Connection:
         self.transaction: "Transaction | None" = None   # the request's, while it runs
         self.target: int | None = None
         self.out: deque = deque()          # (bytes, is_reply)
+        self.out_bytes = 0
+        self.queued_events: dict[bytes, int] = {}   # watch events waiting, for the duplicate check
+        self.dropped_events = 0
         self.ignored = False
         self.closed = False
 
@@ -62,13 +65,32 @@ class Connection:
 
     def queue(self, data: bytes, is_reply: bool) -> None:
         self.out.append((data, is_reply))
+        self.out_bytes += len(data)
+        if not is_reply:
+            self.queued_events[data] = self.queued_events.get(data, 0) + 1
         if self.on_output is not None:
             self.on_output(self)
+
+    def pop_first(self) -> None:
+        """The first queued message is out."""
+        data, is_reply = self.out.popleft()
+        self.out_bytes -= len(data)
+        if not is_reply:
+            left = self.queued_events[data] - 1
+            if left:
+                self.queued_events[data] = left
+            else:
+                del self.queued_events[data]
+
+    def clear_output(self) -> None:
+        self.out.clear()
+        self.out_bytes = 0
+        self.queued_events.clear()
 
     def take_output(self) -> bytes:
         """Everything queued, for a transport with room for all of it."""
         data = b"".join(chunk for chunk, _ in self.out)
-        self.out.clear()
+        self.clear_output()
         return data
 
     def __repr__(self):

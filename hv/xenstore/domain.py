@@ -36,7 +36,9 @@ from hv.public.xen import (
     HYPERVISOR_grant_table_op, PAGE_SHIFT, PAGE_SIZE, VIRQ_DOM_EXC,
 )
 from hv.xenstore import ring
+from hv.xenstore import paths
 from hv.xenstore.errors import XsError
+from hv.xenstore.perms import Perm
 from hv.xenstore.protocol import OK, Parser, ProtocolError, atoi, get_strings, onearg
 
 if TYPE_CHECKING:
@@ -282,19 +284,23 @@ class DomainManager:
         conn = d.conn
         self.xenstored.delete_all_watches(conn)
         conn.transactions.clear()
-        conn.out.clear()
+        conn.clear_output()
         d.nboutstanding = 0
         d.parser = Parser()
         d.partial = 0
         _IDX.pack_into(self.page(d), ring.IDX_OFF, 0, 0, 0, 0)
 
-    def _connected(self, conn, payload) -> XsDomain:
+    def _connected(self, conn, payload, dom0_ok: bool = False) -> XsDomain:
+        """find_connected_domain(), from a request's argument; RELEASE and
+        RESUME refuse dom0 (onearg_domain()), SET_TARGET does not."""
         arg = onearg(payload)
         if arg is None:
             raise XsError(EINVAL)
         domid = atoi(arg)
         if domid == 0:
-            raise XsError(EINVAL)
+            if not dom0_ok:
+                raise XsError(EINVAL)
+            return self.domains[0]
         d = self.domains.get(domid)
         if d is None or not d.introduced:
             raise XsError(ENOENT)
@@ -314,9 +320,10 @@ class DomainManager:
         strings = get_strings(payload)
         if len(strings) < 2:
             raise XsError(EINVAL)
-        d = self._connected(conn, strings[0] + b"\0")
-        target = self._connected(conn, strings[1] + b"\0")
-        d.conn.target = target.domid
+        d = self._connected(conn, strings[0] + b"\0", dom0_ok=True)
+        target = self._connected(conn, strings[1] + b"\0", dom0_ok=True)
+        if d.conn is not None:          # dom0's tools use sockets: nothing to mark
+            d.conn.target = target.domid
         return OK
 
     # ------------------------------------------------------------ death
@@ -338,14 +345,26 @@ class DomainManager:
         self.xenstored.fire_watches(None, b"@releaseDomain", None, exact=True)
 
     def domain_tree_remove(self, d: XsDomain) -> None:
+        """The dead domain's nodes go, wherever they are: depth first from
+        /, in child order, a removed node's subtree with it (as the C
+        daemon's walk does, so watchers see the same order). It loses its
+        place in the special watches' permissions too."""
         store = self.xenstored
-        owned = [name for name, node in store.db.nodes.items() if node.perms[0].domid == d.domid]
-        owned.sort(key=len)
-        for name in owned:
-            if name in store.db.nodes and name != b"/":
-                store.rm_node(None, name)
+        if d.nbentry > 0 or any(n.perms[0].domid == d.domid for n in store.db.nodes.values()):
+            stack = [b"/"]
+            while stack:
+                name = stack.pop()
+                node = store.db.nodes.get(name)
+                if node is None:
+                    continue
+                if name != b"/" and node.perms[0].domid == d.domid:
+                    store.rm_node(None, name)
+                    continue
+                stack.extend(paths.child_name(name, c) for c in reversed(node.children))
         for special, perms in store.special_perms.items():
-            store.special_perms[special] = perms[:1] + tuple(p for p in perms[1:] if p.domid != d.domid)
+            owner = perms[0] if perms[0].domid != d.domid else Perm(perms[0].perms, 0)
+            store.special_perms[special] = (owner,) + tuple(p for p in perms[1:]
+                                                            if p.domid != d.domid)
 
     def check_domains(self) -> None:
         """After VIRQ_DOM_EXC: a domain that shut down or crashed fires
@@ -358,7 +377,7 @@ class DomainManager:
             info = self.domain_info(d.domid)
             if not d.introduced:
                 if info is None:
-                    self.domains.pop(d.domid, None)
+                    self.destroy_domain(d)      # known only as an owner: its nodes go
                 continue
             if info is not None:
                 if info.flags & XEN_DOMINF_shutdown and not d.shutdown:
@@ -434,7 +453,7 @@ class DomainManager:
             d.partial += sent
             if d.partial < len(data):
                 break
-            conn.out.popleft()
+            conn.pop_first()
             d.partial = 0
             if is_reply and d.nboutstanding:
                 d.nboutstanding -= 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 _VALID = re.compile(rb"[A-Za-z0-9\-/_@]*")
-_LOCAL = re.compile(rb"/local/domain/(\d{1,5})/")
+# sscanf("%5u") takes a sign too: "-1" counts as a domain's prefix.
+_LOCAL = re.compile(rb"/local/domain/(?:[-+]\d{1,4}|\d{1,5})/")
 
 
 def is_valid_nodename(name: bytes, path_max: int) -> bool:

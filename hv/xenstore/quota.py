@@ -19,6 +19,7 @@ class Quotas:
     node_size: int = 2048             # a node's whole record, value included
     path_max: int = XENSTORE_REL_PATH_MAX
     permissions: int = 5              # entries in a node's list
+    memory: int = 2 * 1024 * 1024 + 512 * 1024   # bytes waiting to go out to a domain
 
     # name in xenstore-control, attribute, description (the C daemon's)
     TABLE = (
@@ -31,6 +32,7 @@ class Quotas:
         ("node-size", "node_size", "Max. size of a node"),
         ("path-max", "path_max", "Max. length of a node path"),
         ("permissions", "permissions", "Max. number of permissions per node"),
+        ("memory", "memory", "Total Xenstore memory per domain (error level)"),
     )
 
     def by_name(self, name: str) -> str | None:

@@ -90,7 +90,7 @@ class Xenstored:
     def _forget(self, conn: Connection) -> None:
         self.delete_all_watches(conn)
         conn.transactions.clear()
-        conn.out.clear()
+        conn.clear_output()
         if conn.domain is not None:
             conn.domain.nboutstanding = 0
 
@@ -137,15 +137,19 @@ class Xenstored:
 
     def send_event(self, conn: Connection, path: bytes, token: bytes) -> None:
         """A watch event; an identical one still waiting to go out is not
-        sent twice (special paths excepted)."""
+        sent twice (special paths excepted), and an unprivileged
+        connection's queue is bounded."""
         payload = path + b"\0" + token + b"\0"
         if len(payload) > XENSTORE_PAYLOAD_MAX or conn.ignored or conn.closed:
             return
         data = HEADER.pack(15, 0, 0, len(payload)) + payload
-        if not path.startswith(b"@"):
-            for chunk, is_reply in conn.out:
-                if not is_reply and chunk == data:
-                    return
+        if not path.startswith(b"@") and data in conn.queued_events:
+            return
+        if not conn.privileged and conn.out_bytes + len(data) > self.quotas.memory:
+            # A domain that does not read its ring loses events past its
+            # memory quota, as the C daemon drops them; nobody else pays.
+            conn.dropped_events += 1
+            return
         conn.queue(data, False)
 
     # ------------------------------------------------------------ domains
@@ -193,6 +197,14 @@ class Xenstored:
             if a is not None:
                 return a.node
         node = self.db.fetch(name)
+        if node is not None and len(node.perms) > 1:
+            # Entries for domains younger than the node are ignored from
+            # here on, whatever is written next (read_node() in C adjusts
+            # the node it hands out, and that is what gets written back).
+            perms = self.adjusted_perms(node)
+            if perms is not node.perms:
+                node = node.copy()
+                node.perms = perms
         if trans is not None:
             self.access_node(conn, node if node is not None else Node(name), READ)
         return node
@@ -589,6 +601,9 @@ class Xenstored:
         if arg == b"T":
             if trans.fail:
                 raise XsError(ENOMEM)
+            if self.domains is not None and not all(
+                    self.domains.alloc_existing(domid) for domid in trans.entries):
+                raise XsError(ENOMEM)       # domain_entry_fix(): an owner that died meanwhile
             self.check_transaction_quota(conn, trans)
             self.finalize_transaction(conn, trans)
         return XS_TRANSACTION_END, OK

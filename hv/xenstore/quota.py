@@ -29,10 +29,10 @@ class Quotas:
         ("outstanding", "outstanding", "Outstanding requests per domain"),
         ("transaction-nodes", "transaction_nodes",
          "Max. number of accessed nodes per transaction"),
+        ("memory", "memory", "Total Xenstore memory per domain (error level)"),
         ("node-size", "node_size", "Max. size of a node"),
         ("path-max", "path_max", "Max. length of a node path"),
         ("permissions", "permissions", "Max. number of permissions per node"),
-        ("memory", "memory", "Total Xenstore memory per domain (error level)"),
     )
 
     def by_name(self, name: str) -> str | None:

@@ -380,8 +380,6 @@ class PVKernel:
             self.console_write(v, f"xs-{verb} {path}: E2BIG\n")
             return 0, True
         req_id = xb.request(type_, payload)
-        if verb == "watch":
-            xb.watches[p] = p
         self.vcpus[v.vcpu_id].queue[0] = ("xs_wait", req_id, verb, path)
         self.xenbus_kick(v)
         return 0, False
@@ -399,16 +397,12 @@ class PVKernel:
         type_, payload = reply
         if type_ == XS_ERROR:
             outcome = payload.rstrip(b"\0").decode(errors="replace")
-            if verb == "watch":
-                xb.watches.pop(path.encode(), None)
         elif verb == "read":
             outcome = payload.decode(errors="replace")
         elif verb == "ls":
             outcome = " ".join(c.decode(errors="replace") for c in payload.split(b"\0")[:-1])
         else:
             outcome = payload.rstrip(b"\0").decode(errors="replace")
-            if verb == "unwatch":
-                xb.watches.pop(path.encode(), None)
         self.xs_log.append((verb, path, outcome))
         sep = " =" if verb == "read" and type_ != XS_ERROR else ":"
         self.console_write(v, f"xs-{verb} {path}{sep} {outcome}\n")

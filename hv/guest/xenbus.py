@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hv.public.io.xs_wire import XS_WATCH_EVENT
 from hv.xenstore import ring
-from hv.xenstore.protocol import HEADER, Parser, ProtocolError, get_strings
+from hv.xenstore.protocol import Parser, ProtocolError, encode, get_strings
 
 
 class Xenbus:
@@ -21,7 +21,6 @@ class Xenbus:
         self.next_req_id = 1
         self.unsent = b""                     # request bytes not yet in the ring
         self.replies: dict[int, tuple[int, bytes]] = {}
-        self.watches: dict[bytes, bytes] = {}  # token -> path
         self.events: list[tuple[bytes, bytes]] = []
         self.parser = Parser()
         self.broken = False                   # the store spoke garbage
@@ -29,7 +28,7 @@ class Xenbus:
     def request(self, type_: int, payload: bytes) -> int:
         req_id = self.next_req_id
         self.next_req_id = (self.next_req_id + 1) & 0xFFFFFFFF or 1
-        self.unsent += HEADER.pack(type_, req_id, 0, len(payload)) + payload
+        self.unsent += encode(type_, req_id, 0, payload)
         return req_id
 
     def write(self, page: bytearray) -> bool:

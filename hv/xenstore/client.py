@@ -10,6 +10,7 @@ from hv.public.io.xs_wire import (
     XS_WATCH, XS_WATCH_EVENT, XS_WRITE, XS_CONTROL, XS_RESUME,
 )
 from hv.public.io.xs_wire import XSD_ERRORS
+from hv.public.errno import EINVAL
 from hv.xenstore.errors import XsError
 from hv.xenstore.protocol import HEADER, Message, get_strings
 from hv.xenstore.perms import Perms, format_perm, parse_perms
@@ -37,7 +38,7 @@ class XsClient:
         reply = self._drain()
         rtype, body = reply
         if rtype == XS_ERROR:
-            raise XsError(_ERRNO.get(body.rstrip(b"\0"), 22))
+            raise XsError(_ERRNO.get(body.rstrip(b"\0"), EINVAL))
         return body
 
     def poll_events(self) -> list[tuple[bytes, bytes]]:

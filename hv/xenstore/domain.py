@@ -350,17 +350,16 @@ class DomainManager:
         daemon's walk does, so watchers see the same order). It loses its
         place in the special watches' permissions too."""
         store = self.xenstored
-        if d.nbentry > 0 or any(n.perms[0].domid == d.domid for n in store.db.nodes.values()):
-            stack = [b"/"]
-            while stack:
-                name = stack.pop()
-                node = store.db.nodes.get(name)
-                if node is None:
-                    continue
-                if name != b"/" and node.perms[0].domid == d.domid:
-                    store.rm_node(None, name)
-                    continue
-                stack.extend(paths.child_name(name, c) for c in reversed(node.children))
+        stack = [b"/"]
+        while stack:
+            name = stack.pop()
+            node = store.db.nodes.get(name)
+            if node is None:
+                continue
+            if name != b"/" and node.perms[0].domid == d.domid:
+                store.rm_node(None, name)
+                continue
+            stack.extend(paths.child_name(name, c) for c in reversed(node.children))
         for special, perms in store.special_perms.items():
             owner = perms[0] if perms[0].domid != d.domid else Perm(perms[0].perms, 0)
             store.special_perms[special] = (owner,) + tuple(p for p in perms[1:]

@@ -7,8 +7,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from hv.public.io.xs_wire import XENSTORE_PAYLOAD_MAX, XS_ERROR, XS_WATCH_EVENT
-from hv.xenstore.errors import wire_error
+from hv.public.io.xs_wire import XENSTORE_PAYLOAD_MAX
 
 HEADER = struct.Struct("<IIII")
 OK = b"OK\0"
@@ -20,9 +19,6 @@ class Message(NamedTuple):
     tx_id: int
     payload: bytes
 
-    def encode(self) -> bytes:
-        return HEADER.pack(self.type, self.req_id, self.tx_id, len(self.payload)) + self.payload
-
 
 class ProtocolError(Exception):
     """The peer sent something that can't be a message: its connection
@@ -31,14 +27,6 @@ class ProtocolError(Exception):
 
 def encode(type_: int, req_id: int, tx_id: int, payload: bytes) -> bytes:
     return HEADER.pack(type_, req_id, tx_id, len(payload)) + payload
-
-
-def error_message(req_id: int, tx_id: int, errno: int) -> bytes:
-    return encode(XS_ERROR, req_id, tx_id, wire_error(errno))
-
-
-def watch_event(path: bytes, token: bytes) -> bytes:
-    return encode(XS_WATCH_EVENT, 0, 0, path + b"\0" + token + b"\0")
 
 
 class Parser:

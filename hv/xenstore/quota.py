@@ -4,7 +4,7 @@ sockets are exempt."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from hv.public.io.xs_wire import XENSTORE_REL_PATH_MAX
 
@@ -46,5 +46,3 @@ class Quotas:
         lines += [f"{wire:<17}: {getattr(self, attr):8d} {descr}" for wire, attr, descr in self.TABLE]
         return "\n".join(lines) + "\n"
 
-
-QUOTA_FIELDS = tuple(f.name for f in fields(Quotas))

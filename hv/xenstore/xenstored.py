@@ -18,7 +18,8 @@ from hv.public.io.xs_wire import (
     XENSTORE_PAYLOAD_MAX, XENSTORE_REL_PATH_MAX, XS_CONTROL, XS_DIRECTORY, XS_DIRECTORY_PART,
     XS_ERROR, XS_GET_DOMAIN_PATH, XS_GET_PERMS, XS_INTRODUCE, XS_IS_DOMAIN_INTRODUCED, XS_MKDIR,
     XS_READ, XS_RELEASE, XS_RESET_WATCHES, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET,
-    XS_TRANSACTION_END, XS_TRANSACTION_START, XS_TYPE_COUNT, XS_UNWATCH, XS_WATCH, XS_WRITE,
+    XS_TRANSACTION_END, XS_TRANSACTION_START, XS_TYPE_COUNT, XS_UNWATCH, XS_WATCH,
+    XS_WATCH_EVENT, XS_WRITE,
 )
 from hv.xenstore import paths
 from hv.xenstore.connection import Connection, Watch
@@ -27,7 +28,7 @@ from hv.xenstore.perms import (
     PERM_IGNORE, PERM_NONE, PERM_OWNER, PERM_READ, PERM_WRITE, Perm, Perms, format_perms,
     parse_perms, perm_for_conn,
 )
-from hv.xenstore.protocol import OK, HEADER, Message, atoi, count_strings, get_strings, onearg
+from hv.xenstore.protocol import OK, Message, atoi, count_strings, encode, get_strings, onearg
 from hv.xenstore.quota import Quotas
 from hv.xenstore.store import NO_GENERATION, Database, Node
 from hv.xenstore.transaction import Accessed, Transaction
@@ -133,7 +134,7 @@ class Xenstored:
             observe(conn, msg, type_, payload)
         if conn.closed or conn.ignored:
             return
-        conn.queue(HEADER.pack(type_, msg.req_id, msg.tx_id, len(payload)) + payload, True)
+        conn.queue(encode(type_, msg.req_id, msg.tx_id, payload), True)
 
     def send_event(self, conn: Connection, path: bytes, token: bytes) -> None:
         """A watch event; an identical one still waiting to go out is not
@@ -142,7 +143,7 @@ class Xenstored:
         payload = path + b"\0" + token + b"\0"
         if len(payload) > XENSTORE_PAYLOAD_MAX or conn.ignored or conn.closed:
             return
-        data = HEADER.pack(15, 0, 0, len(payload)) + payload
+        data = encode(XS_WATCH_EVENT, 0, 0, payload)
         if not path.startswith(b"@") and data in conn.queued_events:
             return
         if not conn.privileged and conn.out_bytes + len(data) > self.quotas.memory:
@@ -158,9 +159,6 @@ class Xenstored:
         remembered from now on (so the entry outlives nothing younger than
         itself); False when there is no such domain."""
         return self.domains is None or domid == 0 or self.domains.alloc_existing(domid)
-
-    def domain_generation(self, domid: int) -> int | None:
-        return None if self.domains is None else self.domains.generation_of(domid)
 
     # ------------------------------------------------------------ nodes
     def adjusted_perms(self, node: Node) -> Perms:

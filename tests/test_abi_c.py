@@ -388,6 +388,17 @@ NOT_IN_PUBLIC_HEADERS = {
     "SCHEDOP_POLL_MAX_PORTS": "common/sched/core.c: nr_ports > 128",
     "SHUTDOWN_CODE_INVALID": "xen/include/xen/sched.h (hypervisor-internal)",
     "XENFEAT_grant_map_identity": "commented out (deprecated) in xen/features.h",
+    "VDISK_CDROM": "Linux's include/xen/interface/io/blkif.h users (the info node's bits)",
+    "VDISK_REMOVABLE": "Linux's blkfront (the info node's bits)",
+    "VDISK_READONLY": "Linux's blkfront (the info node's bits)",
+    "SECTOR_SIZE": "blkif.h's prose: sectors are 512 bytes",
+    "SECTORS_PER_PAGE": "derived: 4096 / 512",
+    "SEGS_PER_INDIRECT_FRAME": "derived: a page of blkif_request_segment",
+    "REQUEST_SIZE": "sizeof(struct blkif_request), checked as a layout",
+    "RESPONSE_SIZE": "sizeof(struct blkif_response), checked as a layout",
+    "SLOT_SIZE": "sizeof(union blkif_sring_entry), checked in test_io_layouts",
+    "TX_SLOT": "sizeof(union netif_tx_sring_entry), checked in test_io_layouts",
+    "RX_SLOT": "sizeof(union netif_rx_sring_entry), checked in test_io_layouts",
 }
 
 

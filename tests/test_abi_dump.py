@@ -46,7 +46,7 @@ OUR_PREFIXES = (
 SKIPPED_CONSTANT_PREFIXES = ("TPMIF_TX_RING_SIZE",)
 SKIPPED_TYPE_PREFIXES = (
     # The rings' own layout is held against io/ring.h's macros (test_ring.py).
-    "union netif_", "union blkif_", "struct blkif_sring", "struct netif_tx_sring",
+    "union netif_", "union blkif_", "struct netif_extra_info", "struct blkif_sring", "struct netif_tx_sring",
     "blkif_sector_t", "blkif_vdev_t", "XENCONS_RING_IDX",
     "struct tpmif_tx_request", "grant_entry_header_t", "grant_entry_v2_t", "grant_status_t",
 )

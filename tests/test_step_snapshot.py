@@ -46,8 +46,8 @@ def test_stepping_a_paused_domain_runs_one_operation_at_a_time():
     names = []
     for _ in range(12):
         names += [name for name, _a, _r in guest_records(host.step_domain(d.domid))]
-    assert names[:6] == ["shared_info", "bind_timer", "bind_ipi", "enable_events", "banner",
-                         "program"]
+    assert names[:7] == ["shared_info", "bind_timer", "bind_ipi", "enable_events", "banner",
+                         "xenbus_init", "program"]
     assert ("compute", (5 * NS_PER_MS,), 5 * NS_PER_MS) in [
         rec for rec in guest_records(host.xen.trace)]
     assert host.now == now            # the rest of the machine kept its own time

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 from hv.guest.image import EVENT_CALLBACK, FAILSAFE_CALLBACK, SECONDARY_ENTRY, va_to_pfn
 from hv.guest.image import read_module
 from hv.guest.workload import WorkloadError, parse_workload
+from hv.guest.grant_table import GrantTableFull, GuestGrantTable
 from hv.guest.xenbus import Xenbus
+from hv.guest.xenbus_probe import XenbusBus
 from hv.public.io.xs_wire import (
     XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
 )
@@ -36,8 +38,9 @@ from hv.public.callback import (
     CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CallbackRegister,
 )
 from hv.public.event_channel import (
-    EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq, EVTCHNOP_send, EvtchnBindIpi, EvtchnBindVirq,
-    EvtchnSend,
+    EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq,
+    EVTCHNOP_close, EVTCHNOP_send, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
+    EvtchnBindVirq, EvtchnClose, EvtchnSend,
 )
 from hv.public.io.console import XenconsInterface
 from hv.public.memory import (
@@ -69,6 +72,12 @@ BURN_PERIOD = 10_000_000
 # Giving pages back or taking them: so many a hypercall, so long a page.
 BALLOON_BATCH = 256
 BALLOON_NS_PER_PAGE = 100
+# Grant table frames a kernel asks for at first, and at most.
+GRANT_FRAMES_FIRST = 4
+GRANT_FRAMES_MAX = 32
+# Operations a kernel's deferred work (a backend's ring processing, say)
+# may run ahead of: the vCPU is waiting or between program steps.
+PREEMPTIBLE = frozenset(("idle", "program", "sleep_until", "xs_wait", "io_wait"))
 # A timer may fire a little before the guest's own clock says the deadline
 # came (the TSC scale truncates): close enough is there.
 TIMER_SLACK = 1_000
@@ -123,12 +132,20 @@ class PVKernel:
         self.ballooned: list[int] = []    # pfns given back, lowest first
         self.reserved: set[int] = set()   # pfns the kernel never gives back
         self.xenbus: Xenbus | None = None
+        self.xsd: tuple[int, int] | None = None      # dom0: (store mfn, port) for xenstored
         self.xs_log: list[tuple[str, str, str]] = []   # (verb, path, outcome)
+        self.allocated: set[int] = set()  # pfns the kernel took for itself (rings, buffers)
+        self.free_pfns: list[int] = []
+        self.next_pfn = 1
+        self.gnttab: GuestGrantTable | None = None
+        self.irqs: dict[int, object] = {}         # port -> the device it interrupts
+        self.work: dict[object, None] = {}        # devices with deferred work, in order
+        self.buses: list[XenbusBus] = []
         boot = [("start_info",), ("callbacks",), ("shared_info",)]
         boot += [("bind_timer", i) for i in range(len(d.vcpus))]
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
         boot += [("up", i) for i in range(1, len(d.vcpus))]
-        boot += [("enable_events",), ("banner",)]
+        boot += [("enable_events",), ("banner",), ("xenbus_init",)]
         self.vcpus = [VcpuState(boot if i == 0 else [("enable_events",)])
                       for i in range(len(d.vcpus))]
 
@@ -176,6 +193,8 @@ class PVKernel:
     # ------------------------------------------------------------ the queue
     def next_op(self, v: "VCPU") -> tuple:
         st = self.vcpus[v.vcpu_id]
+        if self.work and v.vcpu_id == 0 and (not st.queue or st.queue[0][0] in PREEMPTIBLE):
+            st.queue.insert(0, ("work",))
         if not st.queue:
             st.queue.extend(self._more_work(v))
         return st.queue[0]
@@ -191,7 +210,8 @@ class PVKernel:
         return [("idle",)]
 
     def has_work(self, v: "VCPU") -> bool:
-        return bool(self.burn) or (v.vcpu_id == 0 and self.pc < len(self.program))
+        return bool(self.burn) or (v.vcpu_id == 0 and (self.pc < len(self.program)
+                                                       or bool(self.work)))
 
     def execute(self, v: "VCPU", op: tuple) -> tuple[int, bool]:
         """Run the op at the head of ``v``'s queue: (how long it takes, 0
@@ -294,6 +314,102 @@ class PVKernel:
         self.console_write(v, f"xenlab PV kernel: domain {self.d.domid}, {self.nr_pages} pages, "
                               f"{len(self.d.vcpus)} vCPUs\n")
         return 0, True
+
+    def op_xenbus_init(self, v: "VCPU"):
+        """Dom0 makes its own store page and channel, for the xenstored it
+        will run to find (Linux's xenbus_init() for a local store, which
+        /proc/xen/xsd_kva and xsd_port show); then every kernel starts its
+        frontend and backend buses."""
+        if self.start_info.flags & SIF_INITDOMAIN:
+            pfn = self.alloc_pages(1)[0]
+            self.page(pfn)[:] = bytes(PAGE_SIZE)
+            port = self.alloc_unbound(v, 0)
+            mfn = self.p2m_get(pfn)
+            self.xenbus = Xenbus(port, mfn)
+            self.handlers[port] = "xenbus"
+            self.xsd = (mfn, port)
+        if self.xenbus is None:
+            return 0, True
+        from hv.guest.drivers import BACKENDS, FRONTENDS
+        self.buses = [XenbusBus(True, FRONTENDS), XenbusBus(False, BACKENDS)]
+        for bus in self.buses:
+            bus.start(self, v)
+        return 0, True
+
+    # ------------------------------------------------------------ for drivers
+    def alloc_pages(self, count: int) -> list[int]:
+        """Pages of the kernel's own memory for its rings and buffers: taken
+        from the bottom, never given back to Xen while held."""
+        out = []
+        limit = self.ballooned[0] if self.ballooned else self.nr_pages
+        while len(out) < count:
+            if self.free_pfns:
+                pfn = self.free_pfns.pop()
+            else:
+                pfn = self.next_pfn
+                while pfn in self.reserved or pfn in self.allocated:
+                    pfn += 1
+                if pfn >= limit:
+                    self.free_pages(out)
+                    raise KernelPanic(f"out of memory for {count} pages")
+                self.next_pfn = pfn + 1
+            self.allocated.add(pfn)
+            out.append(pfn)
+        return out
+
+    def free_pages(self, pfns) -> None:
+        for pfn in pfns:
+            self.allocated.discard(pfn)
+            self.free_pfns.append(pfn)
+
+    def grant_table(self, v: "VCPU") -> GuestGrantTable:
+        if self.gnttab is None:
+            self.gnttab = GuestGrantTable(self.xen, v, GRANT_FRAMES_FIRST)
+        return self.gnttab
+
+    def grant_access(self, v: "VCPU", domid: int, pfn: int, readonly: bool) -> int:
+        """gnttab_grant_foreign_access(): a reference for one of our pages,
+        the table growing when it is full."""
+        gt = self.grant_table(v)
+        try:
+            return gt.grant_foreign_access(domid, self.p2m_get(pfn), readonly)
+        except GrantTableFull:
+            if len(gt.frames) >= GRANT_FRAMES_MAX:
+                raise KernelPanic("grant table full") from None
+            gt.expand(min(GRANT_FRAMES_MAX, 2 * len(gt.frames)))
+            return gt.grant_foreign_access(domid, self.p2m_get(pfn), readonly)
+
+    def alloc_unbound(self, v: "VCPU", remote: int) -> int:
+        return self.must(v, "alloc_unbound", HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
+                         EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=remote)).port
+
+    def bind_interdomain(self, v: "VCPU", remote: int, remote_port: int) -> int:
+        """The local port, or a negative errno (a frontend's word is not
+        to be trusted)."""
+        rc, out = self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+                                 EvtchnBindInterdomain(remote_dom=remote, remote_port=remote_port))
+        return rc if rc < 0 else out.local_port
+
+    def notify(self, v: "VCPU", port: int) -> None:
+        self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send, EvtchnSend(port=port))
+
+    def close_port(self, v: "VCPU", port: int) -> None:
+        self.irqs.pop(port, None)
+        self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_close, EvtchnClose(port=port))
+
+    def queue_work(self, dev) -> None:
+        """Ask for ``dev.do_work`` to run on vCPU 0, in its time."""
+        if dev not in self.work:
+            self.work[dev] = None
+            self.xen.guest_cpu.kick(self.d.vcpus[0])
+
+    def op_work(self, v: "VCPU"):
+        dev = next(iter(self.work))
+        del self.work[dev]
+        return dev.do_work(v), True
+
+    def kernel_log(self, v: "VCPU", text: str) -> None:
+        self.console_write(v, text + "\n")
 
     # ------------------------------------------------------------ running
     def op_program(self, v: "VCPU"):
@@ -408,18 +524,29 @@ class PVKernel:
         self.console_write(v, f"xs-{verb} {path}{sep} {outcome}\n")
         return 0, True
 
+    def xs(self, v: "VCPU", type_: int, payload: bytes, then=None, *ctx) -> None:
+        """Send a request; ``then(v, ok, payload, *ctx)`` gets its reply."""
+        self.xenbus.request(type_, payload, then, ctx)
+        self.xenbus_kick(v)
+
+    def xs_list(self, v: "VCPU", path: str, then, *ctx) -> None:
+        self.xs(v, XS_DIRECTORY, path.encode() + b"\0", then, *ctx)
+
     def xenbus_kick(self, v: "VCPU") -> None:
-        """Move both rings on and tell the store when either moved."""
+        """Move both rings on and tell the store when either moved; then
+        hand replies and events to whoever waits for them."""
         xb = self.xenbus
         page = self.xen.frames.map_domain_page(self.d, xb.mfn, writable=True)
         seen = len(xb.events)
-        moved = xb.read(page)
+        moved, calls = xb.read(page)
         moved = xb.write(page) or moved
         if moved:
-            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send, EvtchnSend(port=xb.port))
+            self.notify(v, xb.port)
         for path, _token in xb.events[seen:]:
             self.xs_log.append(("watch-event", path.decode(errors="replace"), ""))
             self.console_write(v, f"xs-watch-event {path.decode(errors='replace')}\n")
+        for then, args in calls:
+            then(v, *args)
 
     # ------------------------------------------------------------ console
     def console_write(self, v: "VCPU", text: str) -> None:
@@ -469,7 +596,7 @@ class PVKernel:
         pfns = []
         pfn = self.nr_pages - 1
         while len(pfns) < count and pfn >= 0:
-            if pfn not in given and pfn not in self.reserved:
+            if pfn not in given and pfn not in self.reserved and pfn not in self.allocated:
                 pfns.append(pfn)
             pfn -= 1
         mfns = tuple(self.p2m_get(p) for p in pfns)
@@ -542,6 +669,10 @@ class PVKernel:
         listener = self.listeners.get(port)
         if listener is not None:
             listener(v, port)
+            return
+        dev = self.irqs.get(port)
+        if dev is not None:
+            dev.interrupt(v, port)
             return
         kind = self.handlers.get(port)
         if kind == "timer":

@@ -1,15 +1,17 @@
 """The kernel's xenbus client (Linux's drivers/xen/xenbus/xenbus_comms.c
 and xenbus_xs.c): requests go into the request ring of the
-xenstore_domain_interface page start_info names, in as many pieces as the
-1024-byte ring needs, with an event on the store channel; replies and watch
-events come back through the response ring when that channel fires.
+xenstore_domain_interface page, in as many pieces as the 1024-byte ring
+needs, with an event on the store channel; replies and watch events come
+back through the response ring when that channel fires.
 
-Everything here is plain data (bytes, ints, dicts), so that a snapshot
-carries a request half sent or a reply not yet read."""
+Drivers ask asynchronously: a request may name what to call with its reply
+(``then``), and a watch what to call with each event. Both are bound
+methods of plain objects, so a snapshot carries a request half sent, a
+reply not yet read, and who waits for it."""
 
 from __future__ import annotations
 
-from hv.public.io.xs_wire import XS_WATCH_EVENT
+from hv.public.io.xs_wire import XS_ERROR, XS_WATCH_EVENT
 from hv.xenstore import ring
 from hv.xenstore.protocol import Parser, ProtocolError, encode, get_strings
 
@@ -24,11 +26,15 @@ class Xenbus:
         self.events: list[tuple[bytes, bytes]] = []
         self.parser = Parser()
         self.broken = False                   # the store spoke garbage
+        self.waiting: dict[int, tuple] = {}   # req_id -> (then, ctx)
+        self.watchers: dict[bytes, object] = {}   # token -> what to call
 
-    def request(self, type_: int, payload: bytes) -> int:
+    def request(self, type_: int, payload: bytes, then=None, ctx: tuple = ()) -> int:
         req_id = self.next_req_id
         self.next_req_id = (self.next_req_id + 1) & 0xFFFFFFFF or 1
         self.unsent += encode(type_, req_id, 0, payload)
+        if then is not None:
+            self.waiting[req_id] = (then, ctx)
         return req_id
 
     def write(self, page: bytearray) -> bool:
@@ -42,21 +48,34 @@ class Xenbus:
         self.unsent = self.unsent[sent:]
         return True
 
-    def read(self, page: bytearray) -> bool:
-        """Take what the store wrote; True when the ring moved."""
+    def read(self, page: bytearray) -> tuple[bool, list]:
+        """Take what the store wrote: whether the ring moved, and the calls
+        it asks for (a reply someone waits for, an event someone watches),
+        in order, for the kernel to make once the rings are settled."""
         data = ring.take(page, ring.RSP)
         if not data:
-            return False
+            return False, []
         try:
             messages = self.parser.feed(data)
         except ProtocolError:
             self.broken = True
-            return True
+            return True, []
+        calls = []
         for msg in messages:
             if msg.type == XS_WATCH_EVENT:
                 strings = get_strings(msg.payload)
-                if len(strings) >= 2:
-                    self.events.append((strings[0], strings[1]))
+                if len(strings) < 2:
+                    continue
+                path, token = strings[0], strings[1]
+                watcher = self.watchers.get(token)
+                if watcher is not None:
+                    calls.append((watcher, (path,)))
+                else:
+                    self.events.append((path, token))
+            elif msg.req_id in self.waiting:
+                then, ctx = self.waiting.pop(msg.req_id)
+                ok = msg.type != XS_ERROR
+                calls.append((then, (ok, msg.payload if ok else msg.payload.rstrip(b"\0")) + ctx))
             else:
                 self.replies[msg.req_id] = (msg.type, msg.payload)
-        return True
+        return True, calls

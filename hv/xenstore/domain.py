@@ -95,6 +95,26 @@ class DomainManager:
         d0 = self.domain_struct(0)
         d0.introduced = True
         xenstored.observers.append(self.trace_request)
+        kernel = dom0.guest
+        if kernel is not None and kernel.xsd is not None:
+            self.connect_dom0(d0, *kernel.xsd)
+
+    def connect_dom0(self, d0: XsDomain, mfn: int, port: int) -> None:
+        """dom0_init(): dom0's kernel made its own store page and channel
+        (/proc/xen/xsd_kva and xsd_port); xenstored maps the page, binds
+        the channel, and serves dom0's kernel through that ring, with
+        dom0's privilege."""
+        rc, out = self._call(None, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+                             EvtchnBindInterdomain(remote_dom=0, remote_port=port))
+        if rc < 0:
+            raise RuntimeError(f"xenstored: can't bind dom0's store channel ({rc})")
+        d0.mfn = mfn
+        d0.port = out.local_port
+        self.by_port[d0.port] = d0
+        self._listen(d0.port)
+        d0.conn = self.xenstored.connect("domain", 0, d0, on_output=self._on_output)
+        self.handle_input(d0)
+        self.flush()
 
     def trace_request(self, conn, msg, reply_type: int, payload: bytes) -> None:
         """Each request a domain makes through its ring, and its answer, in
@@ -203,9 +223,9 @@ class DomainManager:
         if port == 0 or port & 0x80000000:
             raise XsError(EINVAL)
         d = self.introduce_domain(domid, port)
-        if d.conn is None:
-            # Dom0: its tools come through the socket, it has no ring here to
-            # reset (C resets dom0's ring and answers OK).
+        if d.conn is None or domid == 0:
+            # Dom0's kernel keeps its ring: resetting it under requests in
+            # flight would lose them (C resets it and answers OK).
             return OK
         self.conn_reset(d)
         page = self.page(d)

@@ -54,6 +54,10 @@
 #include <xen/callback.h>
 #include <xen/io/console.h>
 #include <xen/io/xs_wire.h>
+#include <xen/io/blkif.h>
+#include <xen/io/netif.h>
+#include <xen/io/tpmif.h>
+#include <xen/io/xenbus.h>
 #include <xen/errno.h>
 
 /*
@@ -93,6 +97,7 @@ static unsigned long lines;
     struct cpu_user_regs: "cpu_user_regs",                                \
     struct trap_info *: "trap_info[]",                                    \
     struct gnttab_copy_ptr: "gnttab_copy_ptr",                            \
+    struct blkif_request_segment *: "blkif_request_segment[]",            \
     struct xenctl_bitmap: "xenctl_bitmap",                                \
     struct xen_arch_domainconfig: "xen_arch_domainconfig",                \
     struct xen_domctl_createdomain: "xen_domctl_createdomain",            \
@@ -1157,6 +1162,125 @@ static void io_console_h(void)
     MEMBER(xencons_interface, out_prod);
 }
 
+static void io_devices_h(void)
+{
+    STRUCT(blkif_request_segment);
+    MEMBER(blkif_request_segment, gref);
+    MEMBER(blkif_request_segment, first_sect);
+    MEMBER(blkif_request_segment, last_sect);
+    STRUCT(blkif_request);
+    MEMBER(blkif_request, operation);
+    MEMBER(blkif_request, nr_segments);
+    MEMBER(blkif_request, handle);
+    MEMBER(blkif_request, id);
+    MEMBER(blkif_request, sector_number);
+    MEMBER(blkif_request, seg);
+    STRUCT(blkif_request_discard);
+    MEMBER(blkif_request_discard, operation);
+    MEMBER(blkif_request_discard, flag);
+    MEMBER(blkif_request_discard, handle);
+    MEMBER(blkif_request_discard, id);
+    MEMBER(blkif_request_discard, sector_number);
+    MEMBER(blkif_request_discard, nr_sectors);
+    STRUCT(blkif_request_indirect);
+    MEMBER(blkif_request_indirect, operation);
+    MEMBER(blkif_request_indirect, indirect_op);
+    MEMBER(blkif_request_indirect, nr_segments);
+    MEMBER(blkif_request_indirect, id);
+    MEMBER(blkif_request_indirect, sector_number);
+    MEMBER(blkif_request_indirect, handle);
+    MEMBER(blkif_request_indirect, indirect_grefs);
+    STRUCT(blkif_response);
+    MEMBER(blkif_response, id);
+    MEMBER(blkif_response, operation);
+    MEMBER(blkif_response, status);
+    STRUCT(netif_tx_request);
+    MEMBER(netif_tx_request, gref);
+    MEMBER(netif_tx_request, offset);
+    MEMBER(netif_tx_request, flags);
+    MEMBER(netif_tx_request, id);
+    MEMBER(netif_tx_request, size);
+    STRUCT(netif_tx_response);
+    MEMBER(netif_tx_response, id);
+    MEMBER(netif_tx_response, status);
+    STRUCT(netif_rx_request);
+    MEMBER(netif_rx_request, id);
+    MEMBER(netif_rx_request, pad);
+    MEMBER(netif_rx_request, gref);
+    STRUCT(netif_rx_response);
+    MEMBER(netif_rx_response, id);
+    MEMBER(netif_rx_response, offset);
+    MEMBER(netif_rx_response, flags);
+    MEMBER(netif_rx_response, status);
+    STRUCT(tpmif_shared_page);
+    MEMBER(tpmif_shared_page, length);
+    MEMBER(tpmif_shared_page, state);
+    MEMBER(tpmif_shared_page, locality);
+    MEMBER(tpmif_shared_page, pad);
+    MEMBER(tpmif_shared_page, nr_extra_pages);
+    field_line("tpmif_shared_page", "extra_pages", offsetof(struct tpmif_shared_page, extra_pages), 0, "u32[]");
+    CONST(BLKIF_OP_READ);
+    CONST(BLKIF_OP_WRITE);
+    CONST(BLKIF_OP_WRITE_BARRIER);
+    CONST(BLKIF_OP_FLUSH_DISKCACHE);
+    CONST(BLKIF_OP_RESERVED_1);
+    CONST(BLKIF_OP_DISCARD);
+    CONST(BLKIF_OP_INDIRECT);
+    CONST(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+    CONST(BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST);
+    CONST(BLKIF_DISCARD_SECURE);
+    CONST(BLKIF_RSP_EOPNOTSUPP);
+    CONST(BLKIF_RSP_ERROR);
+    CONST(BLKIF_RSP_OKAY);
+    CONST(_NETTXF_csum_blank);
+    CONST(NETTXF_csum_blank);
+    CONST(_NETTXF_data_validated);
+    CONST(NETTXF_data_validated);
+    CONST(_NETTXF_more_data);
+    CONST(NETTXF_more_data);
+    CONST(_NETTXF_extra_info);
+    CONST(NETTXF_extra_info);
+    CONST(_NETRXF_data_validated);
+    CONST(NETRXF_data_validated);
+    CONST(_NETRXF_csum_blank);
+    CONST(NETRXF_csum_blank);
+    CONST(_NETRXF_more_data);
+    CONST(NETRXF_more_data);
+    CONST(_NETRXF_extra_info);
+    CONST(NETRXF_extra_info);
+    CONST(_NETRXF_gso_prefix);
+    CONST(NETRXF_gso_prefix);
+    CONST(NETIF_RSP_DROPPED);
+    CONST(NETIF_RSP_ERROR);
+    CONST(NETIF_RSP_OKAY);
+    CONST(NETIF_RSP_NULL);
+    CONST(XEN_NETIF_NR_SLOTS_MIN);
+    CONST(XEN_NETIF_MAX_TX_SIZE);
+    CONST(XEN_NETIF_EXTRA_TYPE_NONE);
+    CONST(XEN_NETIF_EXTRA_TYPE_GSO);
+    CONST(XEN_NETIF_EXTRA_TYPE_MCAST_ADD);
+    CONST(XEN_NETIF_EXTRA_TYPE_MCAST_DEL);
+    CONST(XEN_NETIF_EXTRA_TYPE_HASH);
+    CONST(XEN_NETIF_EXTRA_TYPE_MAX);
+    CONST(XEN_NETIF_EXTRA_FLAG_MORE);
+    CONST(XEN_NETIF_GSO_TYPE_NONE);
+    CONST(XEN_NETIF_GSO_TYPE_TCPV4);
+    CONST(XEN_NETIF_GSO_TYPE_TCPV6);
+    CONST(TPMIF_STATE_IDLE);
+    CONST(TPMIF_STATE_SUBMIT);
+    CONST(TPMIF_STATE_FINISH);
+    CONST(TPMIF_STATE_CANCEL);
+    CONST(XenbusStateUnknown);
+    CONST(XenbusStateInitialising);
+    CONST(XenbusStateInitWait);
+    CONST(XenbusStateInitialised);
+    CONST(XenbusStateConnected);
+    CONST(XenbusStateClosing);
+    CONST(XenbusStateClosed);
+    CONST(XenbusStateReconfiguring);
+    CONST(XenbusStateReconfigured);
+}
+
 static void io_xs_wire_h(void)
 {
     STRUCT(xsd_sockmsg);
@@ -1229,6 +1353,7 @@ int main(void)
     callback_h();
     io_console_h();
     io_xs_wire_h();
+    io_devices_h();
     errno_h();
     printf("end %lu\n", lines);
     return 0;

@@ -72,7 +72,6 @@ class BlkifRequestIndirect:
     id: uint64_t
     sector_number: uint64_t
     handle: uint16_t
-    _pad2: uint16_t
     indirect_grefs: uint32_t[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST]
 
 

@@ -4,7 +4,7 @@ flags and the response codes."""
 
 import struct
 
-from hv.public.abi import char, int16_t, uint8_t, uint16_t, uint32_t, xenstruct
+from hv.public.abi import int16_t, uint16_t, uint32_t, xenstruct
 
 _NETTXF_csum_blank = 0
 NETTXF_csum_blank = 1 << _NETTXF_csum_blank
@@ -74,13 +74,6 @@ class NetifRxResponse:
     offset: uint16_t
     flags: uint16_t
     status: int16_t
-
-
-@xenstruct
-class NetifExtraInfo:
-    type: uint8_t
-    flags: uint8_t
-    u: char[6]
 
 
 # Flat formats for the data path (the tests hold them to the structs).

@@ -119,9 +119,15 @@ class Host:
         return server
 
     def close(self) -> None:
+        """Stop serving, and let go of the files the backends hold open."""
         for server in self.servers:
             server.close()
         self.servers.clear()
+        for d in self.xen.domains:
+            kernel = d.guest
+            for bus in getattr(kernel, "buses", ()):
+                for dev in bus.devices.values():
+                    dev.release_files()
 
     def __getstate__(self):
         state = self.__dict__.copy()

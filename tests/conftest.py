@@ -40,6 +40,7 @@ def _audit_hosts_after_test():
     for host in _hosts:
         host.xen.process_pending()
         problems = audit(host.xen)
+        host.close()
         assert not problems, "audit after the test:\n  " + "\n  ".join(problems)
     _hosts.clear()
 

@@ -367,9 +367,9 @@ def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(
         "xs-read vm", "xs-write control/shutdown poweroff", "xs-write control/other x",
         "xs-read /vm/00000000-0000-0000-0000-000000000000/name"])
     settle(host, 10)
-    # Its kernel's buses look at device/ and backend/ first.
+    # Its kernel reads its name and its buses look at device/ and backend/ first.
     records = [(r.name, r.args, r.result) for r in host.xen.trace if r.kind == "xenstore"
-               and r.domid == d.domid and r.args not in ("device", "backend")]
+               and r.domid == d.domid and r.args not in ("device", "backend", "name")]
     assert records == [("READ", "vm", "OK"), ("WRITE", "control/shutdown", "OK"),
                        ("WRITE", "control/other", "EACCES"),
                        ("READ", "/vm/00000000-0000-0000-0000-000000000000/name", "OK")]

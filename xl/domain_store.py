@@ -26,9 +26,9 @@ def make_domain_entries(xs: XsClient, domid: int, *, name: str, uuid: str, memor
     vm = f"/vm/{uuid}"
     roperm = ("n0", f"r{domid}")
     rwperm = (f"n{domid}",)
-    while True:
-        tx = xs.transaction_start()
-        _rm_if_there(xs, home, tx)
+
+    def body(tx: int) -> None:
+        rm_if_there(xs, home, tx)
         for path, perms in ((home, roperm), (vm, roperm), (f"/libxl/{domid}", ("n0",)),
                             (f"{home}/device", roperm), (f"{home}/control", roperm)):
             xs.mkdir(path, tx)
@@ -47,6 +47,20 @@ def make_domain_entries(xs: XsClient, domid: int, *, name: str, uuid: str, memor
         values.update({f"{home}/cpu/{i}/availability": "online" for i in range(vcpus)})
         for path, value in values.items():
             xs.write(path, value, tx)
+
+    in_transaction(xs, body)
+
+
+def in_transaction(xs: XsClient, body) -> None:
+    """Run ``body(tx)`` in a transaction, again from the start while
+    another writer gets in the way (EAGAIN), as libxl does."""
+    while True:
+        tx = xs.transaction_start()
+        try:
+            body(tx)
+        except BaseException:
+            xs.transaction_end(tx, commit=False)
+            raise
         try:
             xs.transaction_end(tx)
             return
@@ -57,10 +71,10 @@ def make_domain_entries(xs: XsClient, domid: int, *, name: str, uuid: str, memor
 
 def remove_domain_entries(xs: XsClient, domid: int, uuid: str | None = None) -> None:
     for path in (f"/local/domain/{domid}", f"/libxl/{domid}") + ((f"/vm/{uuid}",) if uuid else ()):
-        _rm_if_there(xs, path)
+        rm_if_there(xs, path)
 
 
-def _rm_if_there(xs: XsClient, path: str, tx: int = 0) -> None:
+def rm_if_there(xs: XsClient, path: str, tx: int = 0) -> None:
     try:
         xs.rm(path, tx)
     except XsError as e:

@@ -16,7 +16,7 @@ kernel's entry. Without one, vCPU 0 runs code the machine does not model.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain,
@@ -38,6 +38,7 @@ from hv.public.xen import (
     HYPERVISOR_memory_op, PAGE_SHIFT, PAGE_SIZE, SIF_MOD_START_PFN, START_INFO_MAGIC,
     VGCF_in_kernel, VGCF_online, CpuUserRegs, StartInfo, VcpuGuestContext,
 )
+from xl.device import device_add
 from xl.domain_store import make_domain_entries, remove_domain_entries
 from xl.privcmd import HypercallError, Privcmd
 
@@ -204,10 +205,11 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
 def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                      memory_kib: int, max_vcpus: int = 1, maxmem_kib: int | None = None,
                      cmdline: str = "", workload: list[str] | None = None,
-                     domid: int = 0) -> BuiltDomain:
-    """Build a domain (``domid`` 0: Xen picks its id), give it its xenstore entries, introduce it to
-    xenstored and start it (libxl's order: the store must know a domain
-    before its kernel first looks)."""
+                     domid: int = 0, devices=()) -> BuiltDomain:
+    """Build a domain (``domid`` 0: Xen picks its id), give it its xenstore
+    entries, introduce it to xenstored, add its ``devices`` (their domid is
+    filled in) and start it (libxl's order: the store must know a domain
+    and its devices before its kernel first looks)."""
     built = build_pv_domain(pc, memory_kib=memory_kib, max_vcpus=max_vcpus,
                             maxmem_kib=maxmem_kib, handle=uuid, cmdline=cmdline,
                             unpause=False, workload=workload, domid=domid)
@@ -218,6 +220,8 @@ def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                             store_mfn=built.store_mfn, console_port=built.console_port,
                             console_mfn=built.console_mfn)
         xs.introduce(built.domid, built.store_mfn, built.store_port)
+        for dev in devices:
+            device_add(xs, replace(dev, domid=built.domid))
     except Exception:
         remove_domain_entries(xs, built.domid, _uuid_text(uuid))
         _domctl(pc, XEN_DOMCTL_destroydomain, built.domid, what="destroydomain")

@@ -1,5 +1,8 @@
 """The split drivers a kernel carries, by the device class the toolstack
 names in xenstore (Linux's xenbus drivers register themselves the same way)."""
 
-FRONTENDS: dict = {}
-BACKENDS: dict = {}
+from hv.guest.blkback import Blkback
+from hv.guest.blkfront import Blkfront
+
+FRONTENDS: dict = {"vbd": Blkfront}
+BACKENDS: dict = {"vbd": Blkback}

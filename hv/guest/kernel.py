@@ -42,7 +42,12 @@ from hv.public.event_channel import (
     EVTCHNOP_close, EVTCHNOP_send, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
     EvtchnBindVirq, EvtchnClose, EvtchnSend,
 )
+from hv.public.grant_table import (
+    GNTMAP_host_map, GNTMAP_readonly, GNTST_general_error, GNTST_okay, GNTTABOP_map_grant_ref,
+    GNTTABOP_unmap_grant_ref, GnttabMapGrantRef, GnttabUnmapGrantRef,
+)
 from hv.public.io.console import XenconsInterface
+from hv.public.io.xenbus import XenbusStateClosed, XenbusStateClosing, XenbusStateConnected
 from hv.public.memory import (
     XENMEM_decrease_reservation, XENMEM_populate_physmap, XenMemoryReservation,
 )
@@ -50,7 +55,8 @@ from hv.public.sched import SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, Sch
 from hv.public.vcpu import VCPUOP_initialise, VCPUOP_up
 from hv.public.xen import (
     CONSOLEIO_write, DOMID_SELF, HYPERVISOR_callback_op, HYPERVISOR_console_io,
-    HYPERVISOR_event_channel_op, HYPERVISOR_memory_op, HYPERVISOR_sched_op,
+    HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
+    HYPERVISOR_sched_op,
     HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op, PAGE_SHIFT, PAGE_SIZE, SHINFO_EVTCHN_MASK,
     SHINFO_EVTCHN_PENDING, SIF_INITDOMAIN, SIF_MOD_START_PFN, START_INFO_MAGIC,
     VCPUINFO_PENDING_SEL, VCPUINFO_TIME, VCPUINFO_UPCALL_MASK, VCPUINFO_UPCALL_PENDING,
@@ -77,7 +83,9 @@ GRANT_FRAMES_FIRST = 4
 GRANT_FRAMES_MAX = 32
 # Operations a kernel's deferred work (a backend's ring processing, say)
 # may run ahead of: the vCPU is waiting or between program steps.
-PREEMPTIBLE = frozenset(("idle", "program", "sleep_until", "xs_wait", "io_wait"))
+# Where the kernel maps other domains' grants (Linux's vmalloc area).
+MAP_AREA = 0xFFFFC90000000000
+PREEMPTIBLE = frozenset(("idle", "program", "sleep_until", "xs_wait", "blk"))
 # A timer may fire a little before the guest's own clock says the deadline
 # came (the TSC scale truncates): close enough is there.
 TIMER_SLACK = 1_000
@@ -89,6 +97,24 @@ _RING_IDX = struct.Struct("<IIII")
 _CONS_OUT = XenconsInterface.offsetof("out")
 _CONS_IDX = XenconsInterface.offsetof("in_cons")
 _CONS_OUT_SIZE = 2048
+
+
+def _human(n: float, base: int, units: tuple) -> str:
+    unit = 0
+    while n >= base and unit < len(units) - 1:
+        n /= base
+        unit += 1
+    return f"{n:.1f} {units[unit]}" if n < 10 and unit else f"{n:.0f} {units[unit]}"
+
+
+def dd_report(nbytes: int, secs: float) -> str:
+    """The line GNU dd ends with."""
+    text = f"{nbytes} bytes"
+    if nbytes >= 1000:
+        text += (f" ({_human(nbytes, 1000, ('B', 'kB', 'MB', 'GB', 'TB'))}, "
+                 f"{_human(nbytes, 1024, ('B', 'KiB', 'MiB', 'GiB', 'TiB'))})")
+    rate = _human(nbytes / secs, 1000, ("B", "kB", "MB", "GB", "TB")) if secs > 0 else "Infinity B"
+    return f"{text} copied, {secs:.6g} s, {rate}/s"
 
 
 class KernelPanic(Exception):
@@ -138,9 +164,14 @@ class PVKernel:
         self.free_pfns: list[int] = []
         self.next_pfn = 1
         self.gnttab: GuestGrantTable | None = None
+        self.hostname = ""                        # the name the toolstack gave the domain
         self.irqs: dict[int, object] = {}         # port -> the device it interrupts
         self.work: dict[object, None] = {}        # devices with deferred work, in order
         self.buses: list[XenbusBus] = []
+        self.map_va: dict[int, int] = {}          # grant handle -> where it is mapped
+        self.free_vas: list[int] = []
+        self.next_va = MAP_AREA
+        self.deferred_grants: list[tuple[int, int]] = []   # (ref, pfn) still mapped by the other end
         boot = [("start_info",), ("callbacks",), ("shared_info",)]
         boot += [("bind_timer", i) for i in range(len(d.vcpus))]
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
@@ -330,10 +361,70 @@ class PVKernel:
             self.xsd = (mfn, port)
         if self.xenbus is None:
             return 0, True
+        self.xs(v, XS_READ, b"name\0", self._named)
         from hv.guest.drivers import BACKENDS, FRONTENDS
         self.buses = [XenbusBus(True, FRONTENDS), XenbusBus(False, BACKENDS)]
         for bus in self.buses:
             bus.start(self, v)
+        return 0, True
+
+    def _named(self, v: "VCPU", ok: bool, value: bytes) -> None:
+        self.hostname = value.decode(errors="replace") if ok else f"domain{self.d.domid}"
+
+    # ------------------------------------------------------------ devices
+    def device(self, devclass: str, name: str):
+        """The frontend a program names: the device, None while it may yet
+        come, or why it can't be used."""
+        bus = self.buses[0] if self.buses else None
+        if bus is None:
+            return "no xenbus"
+        dev = bus.find(devclass, name)
+        if dev is None:
+            return "No such device" if bus.settled else None
+        if dev.state == XenbusStateConnected:
+            return dev
+        if dev.state in (XenbusStateClosing, XenbusStateClosed):
+            return dev.failed or "the device is closed"
+        return None
+
+    def wait(self, v: "VCPU", cost: int = 0):
+        """An operation that is not done: it runs again after ``cost`` of
+        CPU, or once the vCPU has been woken."""
+        if cost:
+            self.vcpus[v.vcpu_id].queue.insert(0, ("compute", cost))
+        else:
+            self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
+        return 0, False
+
+    def op_blk(self, v: "VCPU", kind: str, disk: str, size: int, bs: int):
+        """A program's disk I/O: wait for the disk, run the job, report."""
+        label = f"{kind} {disk}" if kind == "flush" else f"dd: {disk}"
+        dev = self.device("vbd", disk)
+        if dev is None or not self.hostname:
+            return self.wait(v)
+        if isinstance(dev, str):
+            self.console_write(v, f"{label}: {dev}\n")
+            return 0, True
+        job = dev.job
+        if job is None:
+            job = dev.start(v, kind, size, bs or dev.max_pages() * PAGE_SIZE, self.hostname)
+            if isinstance(job, str):
+                self.console_write(v, f"{label}: {job}\n")
+                return 0, True
+        cost = dev.pump(v)
+        if not job.finished:
+            return self.wait(v, cost)
+        dev.job = None
+        secs = (self.now(v) - job.started) / 1e9
+        if job.error:
+            self.console_write(v, f"{label}: {job.error}\n")
+        elif kind == "flush":
+            self.console_write(v, f"flush {disk}: ok, {secs:.6g} s\n")
+        else:
+            self.console_write(v, dd_report(job.done_bytes, secs) + "\n")
+            if kind == "verify":
+                self.console_write(v, "verify ok\n" if job.bad_sector is None else
+                                      f"verify failed: first bad sector {job.bad_sector}\n")
         return 0, True
 
     # ------------------------------------------------------------ for drivers
@@ -379,6 +470,57 @@ class PVKernel:
             gt.expand(min(GRANT_FRAMES_MAX, 2 * len(gt.frames)))
             return gt.grant_foreign_access(domid, self.p2m_get(pfn), readonly)
 
+    def map_grants(self, v: "VCPU", domid: int, refs, readonly: bool) -> list[tuple[int, int, int]]:
+        """Map other domains' grants into our address space, one hypercall
+        for the lot: for each ref (status, handle, mfn), and the place it
+        is mapped at kept with the handle for the unmap."""
+        flags = GNTMAP_host_map | (GNTMAP_readonly if readonly else 0)
+        ops = []
+        for ref in refs:
+            if self.free_vas:
+                va = self.free_vas.pop()
+            else:
+                va = self.next_va
+                self.next_va += PAGE_SIZE
+            ops.append(GnttabMapGrantRef(host_addr=va, flags=flags, ref=ref, dom=domid))
+        rc, out = self.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_map_grant_ref, tuple(ops))
+        if rc < 0:
+            out = [op.replace(status=GNTST_general_error) for op in ops]
+        result = []
+        for op in out:
+            if op.status == GNTST_okay:
+                self.map_va[op.handle] = op.host_addr
+                result.append((GNTST_okay, op.handle, op.dev_bus_addr >> PAGE_SHIFT))
+            else:
+                self.free_vas.append(op.host_addr)
+                result.append((op.status, -1, 0))
+        return result
+
+    def unmap_grants(self, v: "VCPU", handles) -> None:
+        ops = tuple(GnttabUnmapGrantRef(host_addr=self.map_va.pop(h), handle=h) for h in handles)
+        if ops:
+            self.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_unmap_grant_ref, ops)
+            self.free_vas.extend(op.host_addr for op in ops)
+
+    def mapped(self, mfn: int, writable: bool) -> bytearray:
+        """A frame we mapped from another domain, through our mapping."""
+        return self.xen.frames.map_domain_page(self.d, mfn, writable=writable)
+
+    def end_access(self, ref: int, pfn: int = 0) -> None:
+        """gnttab_end_foreign_access(): revoke a grant and free its page; a
+        grant the other end still maps is revoked (and the page freed)
+        later, once it lets go, never under its feet."""
+        if self.gnttab.end_foreign_access(ref, readonly=False):
+            if pfn:
+                self.free_pages([pfn])
+        else:
+            self.deferred_grants.append((ref, pfn))
+
+    def retry_deferred_grants(self) -> None:
+        waiting, self.deferred_grants = self.deferred_grants, []
+        for ref, pfn in waiting:
+            self.end_access(ref, pfn)
+
     def alloc_unbound(self, v: "VCPU", remote: int) -> int:
         return self.must(v, "alloc_unbound", HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
                          EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=remote)).port
@@ -408,6 +550,9 @@ class PVKernel:
         del self.work[dev]
         return dev.do_work(v), True
 
+    def cmdline_has(self, word: str) -> bool:
+        return word.encode() in self.start_info.cmd_line.split()
+
     def kernel_log(self, v: "VCPU", text: str) -> None:
         self.console_write(v, text + "\n")
 
@@ -434,6 +579,8 @@ class PVKernel:
             st.queue[1:1] = [("crash",)]
         elif verb == "xs":
             st.queue[1:1] = [("xs_send",) + op[1:]]
+        elif verb == "blk":
+            st.queue[1:1] = [op]
         else:                               # compute, sleep, shutdown
             st.queue[1:1] = [op]
         return OP_COST, False
@@ -547,6 +694,8 @@ class PVKernel:
             self.console_write(v, f"xs-watch-event {path.decode(errors='replace')}\n")
         for then, args in calls:
             then(v, *args)
+        if self.deferred_grants and calls:
+            self.retry_deferred_grants()
 
     # ------------------------------------------------------------ console
     def console_write(self, v: "VCPU", text: str) -> None:

@@ -137,6 +137,11 @@ class RingEnd:
         frontend claiming more is lying about its producer index."""
         return not self.front and ((self.cons - self.prod_pvt) & WRAP) >= self.nr_ents
 
+    def request_prod_overflow(self, page) -> bool:
+        """RING_REQUEST_PROD_OVERFLOW (back): the frontend's producer claims
+        more requests than the ring has slots beyond what we answered."""
+        return ((get(page, REQ_PROD) - self.prod_pvt) & WRAP) > self.nr_ents
+
     def final_check(self, page) -> bool:
         """RING_FINAL_CHECK_FOR_*: before sleeping, ask to be told of the
         next entry, then look once more (one may have come meanwhile)."""

@@ -18,6 +18,13 @@
     xs-ls PATH         PATH may be relative to the domain's home,
     xs-watch PATH      /local/domain/<domid>.
     xs-unwatch PATH
+    dd write xvda 4M   write a pattern made of the domain's name and each
+                       sector's number from sector 0 (bs=SIZE sets the
+                       request size), reporting throughput as dd does
+    dd verify xvda 4M  read it back and check it: "verify ok", or the first
+                       bad sector
+    dd read xvda 4M    read, for the throughput alone
+    flush xvda         flush the disk's cache (BLKIF_OP_FLUSH_DISKCACHE)
 
 A parsed program is a tuple of plain tuples, so that where a guest is in it
 is plain data too: a snapshot carries it, stepping shows it.
@@ -35,7 +42,10 @@ SHUTDOWN_REASONS = {"poweroff": SHUTDOWN_poweroff, "reboot": SHUTDOWN_reboot,
                     "suspend": SHUTDOWN_suspend}
 XS_VERBS = ("xs-read", "xs-write", "xs-mkdir", "xs-rm", "xs-ls", "xs-watch", "xs-unwatch")
 VERBS = ("burn", "compute", "sleep", "echo", "balloon", "shutdown", "crash", "idle",
-         "loop") + XS_VERBS
+         "loop", "dd", "flush") + XS_VERBS
+DD_MODES = ("write", "verify", "read")
+# Without bs=, a request carries as much as the disk takes in one.
+DD_BS_DEFAULT = 0
 
 Op = tuple
 
@@ -126,8 +136,32 @@ def _parse_op(verb: str, arg: str) -> Op:
         if verb != "xs-write" and value:
             raise ValueError(f"{verb} takes a path only")
         return ("xs", verb[3:], path, value)
+    if verb == "dd":
+        return _parse_dd(arg)
+    if verb == "flush":
+        if not arg or " " in arg:
+            raise ValueError("flush takes a disk (say xvda)")
+        return ("blk", "flush", arg, 0, 0)
     if verb in ("crash", "idle", "loop"):
         if arg:
             raise ValueError(f"{verb} takes no argument")
         return (verb,)
     raise _BadVerb(verb)
+
+
+def _parse_dd(arg: str) -> Op:
+    words = arg.split()
+    if len(words) not in (3, 4) or words[0] not in DD_MODES:
+        raise ValueError(f"dd takes {'|'.join(DD_MODES)} DISK SIZE [bs=SIZE], not {arg!r}")
+    mode, disk, size = words[:3]
+    nbytes = parse_size(size)
+    bs = DD_BS_DEFAULT
+    if len(words) == 4:
+        if not words[3].startswith("bs="):
+            raise ValueError(f"dd's fourth word is bs=SIZE, not {words[3]!r}")
+        bs = parse_size(words[3][3:])
+        if not bs or bs % 512:
+            raise ValueError(f"bs must be a whole number of 512-byte sectors, not {words[3][3:]!r}")
+    if not nbytes or nbytes % 512:
+        raise ValueError(f"dd size must be a whole number of 512-byte sectors, not {size!r}")
+    return ("blk", mode, disk, nbytes, bs)

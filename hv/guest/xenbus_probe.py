@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.public.io.xenbus import (
-    XENBUS_STATE_NAMES, XenbusStateClosed, XenbusStateInitialising, XenbusStateUnknown,
+    XENBUS_STATE_NAMES, XenbusStateClosed, XenbusStateClosing, XenbusStateInitialising,
+    XenbusStateUnknown,
 )
 from hv.public.io.xs_wire import XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE
 
@@ -102,6 +103,11 @@ class XenbusDevice:
     def name(self) -> str:
         return f"{self.devclass}-{self.k.d.domid}-{self.devid}"
 
+    @property
+    def vdev(self) -> str:
+        """The name a program knows the device by."""
+        return str(self.devid)
+
     def log(self, v: "VCPU", what: str, detail="") -> None:
         self.k.xen.trace.emit("device", self.k.d.domid, v.vcpu_id, what,
                               (self.nodename,), detail or None)
@@ -116,11 +122,12 @@ class XenbusDevice:
 
     def fatal(self, v: "VCPU", why: str) -> None:
         """xenbus_dev_fatal(): the reason where the toolstack looks for it,
-        and this end closes."""
+        and this end starts closing."""
         self.log(v, "fatal", why)
         self.k.kernel_log(v, f"{self.nodename}: {why}")
         xs_write(self.k, v, f"error/{self.nodename}/error", why)
         self.close(v)
+        self.switch_state(v, XenbusStateClosing)
 
     def on_otherend_event(self, v: "VCPU", _path: bytes) -> None:
         xs_read(self.k, v, f"{self.otherend}/state", self.on_otherend_state)
@@ -145,6 +152,10 @@ class XenbusDevice:
     def remove(self, v: "VCPU") -> None:
         """The device's directory is gone."""
         self.close(v)
+        self.release_files()
+
+    def release_files(self) -> None:
+        """Close what the device holds open on the host (a disk image)."""
 
 
 class XenbusBus:
@@ -158,6 +169,7 @@ class XenbusBus:
         self.devices: dict[str, XenbusDevice] = {}
         self.probing: set[str] = set()
         self.enumerated = False
+        self.listing = 0                  # directory reads still out
         # How deep a device's directory is: device/<class>/<id> or
         # backend/<class>/<frontend domid>/<id>.
         self.depth = 3 if frontend else 4
@@ -173,6 +185,7 @@ class XenbusBus:
         if len(parts) < self.depth:
             if text == self.root and not self.enumerated:
                 self.enumerated = True      # the event a new watch fires at once
+                self.listing += 1
                 k.xs_list(v, self.root, self.on_classes)
             # A class (or the whole directory) went or came: recheck what
             # was below it.
@@ -190,21 +203,36 @@ class XenbusBus:
 
     def on_classes(self, v: "VCPU", ok: bool, value: bytes) -> None:
         """The devices there were before the bus started."""
+        self.listing -= 1
         if not ok:
             return
         for devclass in _names(value):
             if devclass in self.drivers:
+                self.listing += 1
                 self.k.xs_list(v, f"{self.root}/{devclass}", self.on_class_entries, devclass)
 
     def on_class_entries(self, v: "VCPU", ok: bool, value: bytes, prefix: str) -> None:
+        self.listing -= 1
         if not ok:
             return
         for name in _names(value):
             node = f"{self.root}/{prefix}/{name}"
             if prefix.count("/") + 2 < self.depth - 1:
+                self.listing += 1
                 self.k.xs_list(v, node, self.on_class_entries, f"{prefix}/{name}")
             elif node not in self.devices and node not in self.probing:
                 self._probe(v, node)
+
+    @property
+    def settled(self) -> bool:
+        """Every device there was when the bus started has been probed."""
+        return self.enumerated and not self.listing and not self.probing
+
+    def find(self, devclass: str, name: str) -> XenbusDevice | None:
+        for dev in self.devices.values():
+            if dev.devclass == devclass and name in (dev.vdev, str(dev.devid)):
+                return dev
+        return None
 
     def _probe(self, v: "VCPU", node: str) -> None:
         other = "backend" if self.frontend else "frontend"

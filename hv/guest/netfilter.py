@@ -10,7 +10,6 @@ addresses are held to the vif's own."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from hv.guest.ether import (
@@ -235,12 +234,3 @@ class Shaper:
         when = self.timer_ns if self.timer_ns is not None \
             else self.window_start_ns + self.interval_ns
         return max(when, now_ns)
-
-
-# --- rate= of a vif spec ---------------------------------------------------
-
-_RATE = re.compile(r"[0-9]+[GMK]?[Bb]/s")
-_INTERVAL = re.compile(r"[0-9]+[mu]?s?")
-_U32_MAX = 0xFFFFFFFF
-_U64_MAX = 0xFFFFFFFFFFFFFFFF
-DEFAULT_INTERVAL_US = 50_000

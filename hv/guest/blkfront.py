@@ -360,3 +360,53 @@ class Blkfront(XenbusDevice):
                 if frame[s * SECTOR_SIZE:(s + 1) * SECTOR_SIZE] != pattern(job.name, number):
                     job.bad_sector = number
                     return
+
+
+def _human(n: float, base: int, units: tuple) -> str:
+    unit = 0
+    while n >= base and unit < len(units) - 1:
+        n /= base
+        unit += 1
+    return f"{n:.1f} {units[unit]}" if n < 10 and unit else f"{n:.0f} {units[unit]}"
+
+
+def dd_report(nbytes: int, secs: float) -> str:
+    """The line GNU dd ends with."""
+    text = f"{nbytes} bytes"
+    if nbytes >= 1000:
+        text += (f" ({_human(nbytes, 1000, ('B', 'kB', 'MB', 'GB', 'TB'))}, "
+                 f"{_human(nbytes, 1024, ('B', 'KiB', 'MiB', 'GiB', 'TiB'))})")
+    rate = _human(nbytes / secs, 1000, ("B", "kB", "MB", "GB", "TB")) if secs > 0 else "Infinity B"
+    return f"{text} copied, {secs:.6g} s, {rate}/s"
+
+
+def program_op(k, v: "VCPU", kind: str, disk: str, size: int, bs: int):
+    """A program's disk I/O: wait for the disk, run the job, report."""
+    label = f"{kind} {disk}" if kind == "flush" else f"dd: {disk}"
+    dev = k.device("vbd", disk)
+    if dev is None or not k.hostname:
+        return k.wait(v)
+    if isinstance(dev, str):
+        k.console_write(v, f"{label}: {dev}\n")
+        return 0, True
+    job = dev.job
+    if job is None:
+        job = dev.start(v, kind, size, bs or dev.max_pages() * PAGE_SIZE, k.hostname)
+        if isinstance(job, str):
+            k.console_write(v, f"{label}: {job}\n")
+            return 0, True
+    cost = dev.pump(v)
+    if not job.finished:
+        return k.wait(v, cost)
+    dev.job = None
+    secs = (k.now(v) - job.started) / 1e9
+    if job.error:
+        k.console_write(v, f"{label}: {job.error}\n")
+    elif kind == "flush":
+        k.console_write(v, f"flush {disk}: ok, {secs:.6g} s\n")
+    else:
+        k.console_write(v, dd_report(job.done_bytes, secs) + "\n")
+        if kind == "verify":
+            k.console_write(v, "verify ok\n" if job.bad_sector is None else
+                              f"verify failed: first bad sector {job.bad_sector}\n")
+    return 0, True

@@ -85,7 +85,7 @@ GRANT_FRAMES_MAX = 32
 # may run ahead of: the vCPU is waiting or between program steps.
 # Where the kernel maps other domains' grants (Linux's vmalloc area).
 MAP_AREA = 0xFFFFC90000000000
-PREEMPTIBLE = frozenset(("idle", "program", "sleep_until", "xs_wait", "blk"))
+PREEMPTIBLE = frozenset(("idle", "program", "sleep_until", "xs_wait", "dev"))
 # A timer may fire a little before the guest's own clock says the deadline
 # came (the TSC scale truncates): close enough is there.
 TIMER_SLACK = 1_000
@@ -97,24 +97,6 @@ _RING_IDX = struct.Struct("<IIII")
 _CONS_OUT = XenconsInterface.offsetof("out")
 _CONS_IDX = XenconsInterface.offsetof("in_cons")
 _CONS_OUT_SIZE = 2048
-
-
-def _human(n: float, base: int, units: tuple) -> str:
-    unit = 0
-    while n >= base and unit < len(units) - 1:
-        n /= base
-        unit += 1
-    return f"{n:.1f} {units[unit]}" if n < 10 and unit else f"{n:.0f} {units[unit]}"
-
-
-def dd_report(nbytes: int, secs: float) -> str:
-    """The line GNU dd ends with."""
-    text = f"{nbytes} bytes"
-    if nbytes >= 1000:
-        text += (f" ({_human(nbytes, 1000, ('B', 'kB', 'MB', 'GB', 'TB'))}, "
-                 f"{_human(nbytes, 1024, ('B', 'KiB', 'MiB', 'GiB', 'TiB'))})")
-    rate = _human(nbytes / secs, 1000, ("B", "kB", "MB", "GB", "TB")) if secs > 0 else "Infinity B"
-    return f"{text} copied, {secs:.6g} s, {rate}/s"
 
 
 class KernelPanic(Exception):
@@ -396,36 +378,11 @@ class PVKernel:
             self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
         return 0, False
 
-    def op_blk(self, v: "VCPU", kind: str, disk: str, size: int, bs: int):
-        """A program's disk I/O: wait for the disk, run the job, report."""
-        label = f"{kind} {disk}" if kind == "flush" else f"dd: {disk}"
-        dev = self.device("vbd", disk)
-        if dev is None or not self.hostname:
-            return self.wait(v)
-        if isinstance(dev, str):
-            self.console_write(v, f"{label}: {dev}\n")
-            return 0, True
-        job = dev.job
-        if job is None:
-            job = dev.start(v, kind, size, bs or dev.max_pages() * PAGE_SIZE, self.hostname)
-            if isinstance(job, str):
-                self.console_write(v, f"{label}: {job}\n")
-                return 0, True
-        cost = dev.pump(v)
-        if not job.finished:
-            return self.wait(v, cost)
-        dev.job = None
-        secs = (self.now(v) - job.started) / 1e9
-        if job.error:
-            self.console_write(v, f"{label}: {job.error}\n")
-        elif kind == "flush":
-            self.console_write(v, f"flush {disk}: ok, {secs:.6g} s\n")
-        else:
-            self.console_write(v, dd_report(job.done_bytes, secs) + "\n")
-            if kind == "verify":
-                self.console_write(v, "verify ok\n" if job.bad_sector is None else
-                                      f"verify failed: first bad sector {job.bad_sector}\n")
-        return 0, True
+    def op_dev(self, v: "VCPU", verb: str, *args):
+        """A program's operation on a device (dd, ping, tpm ...): the
+        driver that owns the verb runs it, and says when it is done."""
+        from hv.guest.drivers import PROGRAM_OPS
+        return PROGRAM_OPS[verb](self, v, *args)
 
     # ------------------------------------------------------------ for drivers
     def alloc_pages(self, count: int) -> list[int]:
@@ -579,7 +536,7 @@ class PVKernel:
             st.queue[1:1] = [("crash",)]
         elif verb == "xs":
             st.queue[1:1] = [("xs_send",) + op[1:]]
-        elif verb == "blk":
+        elif verb == "dev":
             st.queue[1:1] = [op]
         else:                               # compute, sleep, shutdown
             st.queue[1:1] = [op]

@@ -141,7 +141,7 @@ def _parse_op(verb: str, arg: str) -> Op:
     if verb == "flush":
         if not arg or " " in arg:
             raise ValueError("flush takes a disk (say xvda)")
-        return ("blk", "flush", arg, 0, 0)
+        return ("dev", "blk", "flush", arg, 0, 0)
     if verb in ("crash", "idle", "loop"):
         if arg:
             raise ValueError(f"{verb} takes no argument")
@@ -164,4 +164,4 @@ def _parse_dd(arg: str) -> Op:
             raise ValueError(f"bs must be a whole number of 512-byte sectors, not {words[3][3:]!r}")
     if not nbytes or nbytes % 512:
         raise ValueError(f"dd size must be a whole number of 512-byte sectors, not {size!r}")
-    return ("blk", mode, disk, nbytes, bs)
+    return ("dev", "blk", mode, disk, nbytes, bs)

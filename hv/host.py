@@ -10,6 +10,7 @@ import random
 import threading
 
 from hv.guest.cpu import PVGuestCPU
+from hv.guest.xenconsoled import Xenconsoled
 from hv.guest.image import KERNEL_ENTRY, workload_module
 from hv.public.xen import PAGE_SHIFT
 from hv.xen.dom0_build import construct_dom0
@@ -45,10 +46,13 @@ class Host:
                  cmdline: str = "", dom0_cmdline: str = "console=hvc0",
                  trace_capacity: int = 65536, boot_wallclock_ns: int = BOOT_WALLCLOCK_NS,
                  debug_build: bool = False, dom0_workload: list[str] | None = ("idle",),
-                 seed: int = 0, xenstore_quotas: Quotas | None = None):
+                 seed: int = 0, xenstore_quotas: Quotas | None = None,
+                 console_log_dir: str | None = None):
         """``dom0_workload`` is the program dom0's kernel runs (None: dom0
         runs no modelled kernel, and whoever drives the host makes its
-        hypercalls). ``seed`` feeds everything on the host that is random."""
+        hypercalls). ``seed`` feeds everything on the host that is random.
+        ``console_log_dir``: where the console daemon logs each guest's
+        output (None: nowhere)."""
         _collect_garbage_less_often()
         # Held by whoever drives the machine: the socket servers' threads
         # take it for each request, so the machine sees one thing at a time.
@@ -73,6 +77,9 @@ class Host:
         # its socket and the host's own clients only.
         self.xenstore_domains = (DomainManager(self.xen, self.xenstored)
                                  if self.dom0.guest is not None else None)
+        # The console backend is a dom0 process too.
+        self.xenconsoled = (Xenconsoled(self.xen, self.xenstored, console_log_dir)
+                            if self.dom0.guest is not None else None)
 
     @property
     def now(self) -> int:
@@ -111,6 +118,12 @@ class Host:
         with self.lock:
             return self.xen.guest_cpu.step(v)
 
+    def console_output(self, domid: int) -> bytes:
+        """What the domain wrote to its console, as the console daemon keeps it."""
+        if self.xenconsoled is None:
+            raise ValueError("dom0 runs no kernel, so no console daemon")
+        return self.xenconsoled.output(domid)
+
     def serve_xenstore(self, path: str) -> XenstoreServer:
         """Serve xenstore's wire protocol on a UNIX socket at ``path``
         (owner-only), for Xen's own clients and anyone else."""
@@ -138,6 +151,8 @@ class Host:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.lock = threading.RLock()
+        if self.xenconsoled is not None:
+            self.xenconsoled.reattach()
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 
 from hv.guest.blkfront import Blkfront, devid_to_name, pattern
 from hv.guest.ring import REQ_PROD, get
-from hv.public.grant_table import GNTTAB_RESERVED_XENSTORE
+from hv.public.grant_table import GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE
 from hv.public.io.blkif import (
     BLKIF_OP_DISCARD, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
     BLKIF_RSP_OKAY, DISCARD, REQUEST_HEAD, RESPONSE, SEGMENT, SLOT_SIZE,
@@ -159,7 +159,7 @@ def test_without_persistent_grants_each_request_is_granted_and_revoked(machine, 
     be = backend(host, d)
     assert not be.persistent and not be.pgrants
     maps = [r for r in host.xen.trace if r.domid == 0 and r.name == "grant_table_op:map_grant_ref"
-            and r.args[1][0].ref != GNTTAB_RESERVED_XENSTORE]
+            and r.args[1][0].ref not in (GNTTAB_RESERVED_XENSTORE, GNTTAB_RESERVED_CONSOLE)]
     unmaps = [r for r in host.xen.trace if r.domid == 0 and r.name == "grant_table_op:unmap_grant_ref"]
     assert len(maps) == len(unmaps) + 1             # everything but the ring came and went
     # Only the ring's grant is left in the guest's table.
@@ -284,9 +284,11 @@ def test_a_flood_of_bad_requests_is_answered_and_others_keep_going(machine, tmp_
 def released(host, d, be) -> None:
     """Nothing of the device is left at either end."""
     assert be.ring_handle < 0 and not be.pgrants and not be.port
-    # xenstored's mapping of the store page (reserved ref 1) is all dom0 holds.
-    assert [m.ref for m in host.dom0.grant_table.maptrack.values()
-            if m.flags and m.domid == d.domid] in ([], [GNTTAB_RESERVED_XENSTORE])
+    # xenstored's mapping of the store page and xenconsoled's of the console
+    # page (the reserved refs) are all dom0 holds.
+    assert sorted(m.ref for m in host.dom0.grant_table.maptrack.values()
+                  if m.flags and m.domid == d.domid) in (
+        [], sorted((GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE)))
 
 
 def test_detach_walks_both_ends_to_closed_and_releases_everything(machine, tmp_path):

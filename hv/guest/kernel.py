@@ -11,6 +11,11 @@ has nothing to do it blocks (SCHEDOP_block); to sleep it sets a one-shot
 timer first. Its console is console_io for dom0 and the console ring for
 everyone else.
 
+Console input (what the backend puts in the ring's ``in`` half) is taken
+when the console's event fires, kept in ``console_in``, and echoed back to
+the console's output byte for byte, as a terminal echoes what is typed, so
+whoever is attached sees it; no program reads it.
+
 What it does besides is its program (hv/guest/workload.py), run on vCPU 0.
 
 Everything a vCPU still has to do is a queue of operations, plain tuples,
@@ -94,6 +99,8 @@ INVALID_P2M_ENTRY = (1 << 64) - 1
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _RING_IDX = struct.Struct("<IIII")
+_CONS_IN = XenconsInterface.offsetof("in_")
+_CONS_IN_SIZE = 1024
 _CONS_OUT = XenconsInterface.offsetof("out")
 _CONS_IDX = XenconsInterface.offsetof("in_cons")
 _CONS_OUT_SIZE = 2048
@@ -135,6 +142,7 @@ class PVKernel:
         # handles its own ports, vCPU 0 every other (cpu_evtchn_mask).
         self.bound: list[int] = [0] * len(d.vcpus)
         self.console_out = b""            # output not yet in the ring
+        self.console_in = b""             # everything typed at the console
         self.p2m_pfn = 0
         self.nr_pages = 0
         self.ballooned: list[int] = []    # pfns given back, lowest first
@@ -149,6 +157,7 @@ class PVKernel:
         self.hostname = ""                        # the name the toolstack gave the domain
         self.irqs: dict[int, object] = {}         # port -> the device it interrupts
         self.work: dict[object, None] = {}        # devices with deferred work, in order
+        self.driver_timers: dict[object, int] = {}   # device -> when its work is due
         self.buses: list[XenbusBus] = []
         self.map_va: dict[int, int] = {}          # grant handle -> where it is mapped
         self.free_vas: list[int] = []
@@ -496,6 +505,22 @@ class PVKernel:
         self.irqs.pop(port, None)
         self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_close, EvtchnClose(port=port))
 
+    def call_at(self, v: "VCPU", when: int, dev) -> None:
+        """A driver timer (Linux's timer_list on top of Xen's one-shot
+        timer): ``dev``'s work runs once the guest's clock reaches
+        ``when``."""
+        self.driver_timers[dev] = when
+        self.hypercall(v, HYPERVISOR_set_timer_op, min(self.driver_timers.values()))
+
+    def run_driver_timers(self, v: "VCPU") -> None:
+        now = self.now(v) + TIMER_SLACK
+        for dev, when in list(self.driver_timers.items()):
+            if when <= now:
+                del self.driver_timers[dev]
+                self.queue_work(dev)
+        if self.driver_timers:
+            self.hypercall(v, HYPERVISOR_set_timer_op, min(self.driver_timers.values()))
+
     def queue_work(self, dev) -> None:
         """Ask for ``dev.do_work`` to run on vCPU 0, in its time."""
         if dev not in self.work:
@@ -557,9 +582,12 @@ class PVKernel:
         return 0, False
 
     def op_idle(self, v: "VCPU"):
-        """Nothing to do: block until an event says otherwise."""
+        """Nothing to do: block until an event says otherwise (or the next
+        driver timer is due)."""
         if self.has_work(v):
             return 0, True
+        if v.vcpu_id == 0 and self.driver_timers:
+            self.hypercall(v, HYPERVISOR_set_timer_op, min(self.driver_timers.values()))
         self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_block)
         return 0, False
 
@@ -659,16 +687,17 @@ class PVKernel:
         self.console_out += text.encode()
         self.console_flush(v)
 
-    def console_flush(self, v: "VCPU") -> None:
+    def console_flush(self, v: "VCPU") -> bool:
         """Dom0 writes to Xen's console; the others fill their console ring
-        and notify its port. What does not fit waits for the backend."""
+        and notify its port. What does not fit waits for the backend.
+        True when the backend was notified."""
         data = self.console_out
         if not data or self.start_info is None:
-            return
+            return False
         if self.start_info.flags & SIF_INITDOMAIN:
             self.hypercall(v, HYPERVISOR_console_io, CONSOLEIO_write, len(data), data)
             self.console_out = b""
-            return
+            return False
         ring = self.xen.frames.map_domain_page(self.d, self.start_info.console_mfn, writable=True)
         _in_cons, _in_prod, out_cons, out_prod = _RING_IDX.unpack_from(ring, _CONS_IDX)
         room = _CONS_OUT_SIZE - ((out_prod - out_cons) & 0xFFFFFFFF)
@@ -680,6 +709,34 @@ class PVKernel:
         if sent:
             self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send,
                            EvtchnSend(port=self.start_info.console_evtchn))
+        return bool(sent)
+
+    def console_event(self, v: "VCPU") -> None:
+        """The backend moved the ring: what it typed comes in (and is
+        echoed), what waited for room goes out, and the backend hears
+        that there is room for more input."""
+        typed = self.console_read()
+        self.console_out += typed
+        if not self.console_flush(v) and typed:
+            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send,
+                           EvtchnSend(port=self.start_info.console_evtchn))
+
+    def console_read(self) -> bytes:
+        """Take everything in the ``in`` ring. Indices further apart than
+        the ring is long are not the backend's to make: the ring is left
+        as it is."""
+        ring = self.xen.frames.map_domain_page(self.d, self.start_info.console_mfn, writable=True)
+        in_cons, in_prod, _out_cons, _out_prod = _RING_IDX.unpack_from(ring, _CONS_IDX)
+        size = (in_prod - in_cons) & 0xFFFFFFFF
+        if not size or size > _CONS_IN_SIZE:
+            return b""
+        start = in_cons % _CONS_IN_SIZE
+        first = min(size, _CONS_IN_SIZE - start)
+        data = bytes(ring[_CONS_IN + start:_CONS_IN + start + first]) + \
+            bytes(ring[_CONS_IN:_CONS_IN + size - first])
+        _U32.pack_into(ring, _CONS_IDX, in_prod)
+        self.console_in += data
+        return data
 
     # ------------------------------------------------------------ balloon
     def op_balloon(self, v: "VCPU", target: int):
@@ -783,7 +840,9 @@ class PVKernel:
         kind = self.handlers.get(port)
         if kind == "timer":
             self.vcpus[v.vcpu_id].ticks += 1
-        elif kind == "console" and self.console_out:
-            self.console_flush(v)
+            if v.vcpu_id == 0 and self.driver_timers:
+                self.run_driver_timers(v)
+        elif kind == "console":
+            self.console_event(v)
         elif kind == "xenbus":
             self.xenbus_kick(v)

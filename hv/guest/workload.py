@@ -25,6 +25,15 @@
                        bad sector
     dd read xvda 4M    read, for the throughput alone
     flush xvda         flush the disk's cache (BLKIF_OP_FLUSH_DISKCACHE)
+    ping 10.0.0.2 -c 5 ping over eth0 (-i SECONDS between; default 1), printing
+                       what ping prints, times in virtual time
+    udp-send 10.0.0.2 9000 1000 [64]
+                       send 1000 datagrams (of 64 bytes) to port 9000 as
+                       fast as the ring takes them; report the rate
+    udp-echo 9000 1000 echo datagrams on port 9000 until 1000 came; report
+    tpm extend 10 hi   extend the vTPM's PCR 10 with SHA-1("hi")
+    tpm read 10        print PCR 10: "PCR-10: <40 hex digits>"
+    tpm random 16      print 16 bytes from the vTPM's generator, in hex
 
 A parsed program is a tuple of plain tuples, so that where a guest is in it
 is plain data too: a snapshot carries it, stepping shows it.
@@ -42,7 +51,7 @@ SHUTDOWN_REASONS = {"poweroff": SHUTDOWN_poweroff, "reboot": SHUTDOWN_reboot,
                     "suspend": SHUTDOWN_suspend}
 XS_VERBS = ("xs-read", "xs-write", "xs-mkdir", "xs-rm", "xs-ls", "xs-watch", "xs-unwatch")
 VERBS = ("burn", "compute", "sleep", "echo", "balloon", "shutdown", "crash", "idle",
-         "loop", "dd", "flush") + XS_VERBS
+         "loop", "dd", "flush", "ping", "udp-send", "udp-echo", "tpm") + XS_VERBS
 DD_MODES = ("write", "verify", "read")
 # Without bs=, a request carries as much as the disk takes in one.
 DD_BS_DEFAULT = 0
@@ -138,10 +147,14 @@ def _parse_op(verb: str, arg: str) -> Op:
         return ("xs", verb[3:], path, value)
     if verb == "dd":
         return _parse_dd(arg)
+    if verb in ("ping", "udp-send", "udp-echo"):
+        return _parse_net(verb, arg.split())
     if verb == "flush":
         if not arg or " " in arg:
             raise ValueError("flush takes a disk (say xvda)")
         return ("dev", "blk", "flush", arg, 0, 0)
+    if verb == "tpm":
+        return _parse_tpm(arg)
     if verb in ("crash", "idle", "loop"):
         if arg:
             raise ValueError(f"{verb} takes no argument")
@@ -165,3 +178,69 @@ def _parse_dd(arg: str) -> Op:
     if not nbytes or nbytes % 512:
         raise ValueError(f"dd size must be a whole number of 512-byte sectors, not {size!r}")
     return ("dev", "blk", mode, disk, nbytes, bs)
+
+
+TPM_ACTIONS = ("extend", "read", "random")
+TPM_PCRS = 24                 # a TPM 1.2 PC client's PCRs
+TPM_RANDOM_MAX = 256
+
+
+def _parse_tpm(arg: str) -> Op:
+    action, _, rest = arg.partition(" ")
+    if action not in TPM_ACTIONS:
+        raise ValueError(f"tpm takes {'|'.join(TPM_ACTIONS)}, not {action or 'nothing'!r}")
+    number, _, text = rest.strip().partition(" ")
+    text = text.strip()
+    if action == "random":
+        if not number.isdigit() or not 1 <= int(number) <= TPM_RANDOM_MAX or text:
+            raise ValueError(f"tpm random takes a byte count from 1 to {TPM_RANDOM_MAX}, "
+                             f"not {rest.strip()!r}")
+        return ("dev", "tpm", "random", int(number), "")
+    if not number.isdigit() or int(number) >= TPM_PCRS:
+        raise ValueError(f"tpm {action} takes a PCR from 0 to {TPM_PCRS - 1}, not {number!r}")
+    if action == "extend" and not text:
+        raise ValueError("tpm extend takes a PCR and the text to measure (say tpm extend 10 hello)")
+    if action == "read" and text:
+        raise ValueError("tpm read takes a PCR only")
+    return ("dev", "tpm", action, int(number), text)
+
+
+def _ipv4(text: str) -> str:
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise ValueError(f"{text!r} is not an IPv4 address")
+    return text
+
+
+def _count(text: str, what: str, low: int = 1, high: int = 1 << 31) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{what} must be a number from {low} to {high}, not {text!r}")
+    return int(text)
+
+
+def _parse_net(verb: str, words: list[str]) -> Op:
+    if verb == "ping":
+        if not words:
+            raise ValueError("ping needs an address (say ping 10.0.0.2 -c 5)")
+        dst, count, interval = _ipv4(words[0]), 4, 1_000_000_000
+        rest = words[1:]
+        while rest:
+            if len(rest) < 2 or rest[0] not in ("-c", "-i"):
+                raise ValueError(f"ping takes -c COUNT and -i SECONDS, not {' '.join(rest)!r}")
+            if rest[0] == "-c":
+                count = _count(rest[1], "ping's count")
+            else:
+                interval = parse_duration(rest[1] if rest[1][-1:].isalpha() else rest[1] + "s")
+            rest = rest[2:]
+        return ("dev", "net", "ping", dst, count, interval)
+    if verb == "udp-send":
+        if len(words) not in (3, 4):
+            raise ValueError("udp-send takes ADDRESS PORT COUNT [SIZE]")
+        size = _count(words[3], "the datagram size", 4, 1472) if len(words) == 4 else 64
+        return ("dev", "net", "udp-send", _ipv4(words[0]), _count(words[1], "the port", 1, 65535),
+                _count(words[2], "the count"), size)
+    if len(words) != 2:
+        raise ValueError("udp-echo takes PORT COUNT")
+    return ("dev", "net", "udp-echo", _count(words[0], "the port", 1, 65535),
+            _count(words[1], "the count"))
+

@@ -1,0 +1,399 @@
+"""The network backend (Linux's drivers/net/xen-netback, and the vif
+hotplug script's work): one vif per frontend, on a bridge in the backend
+domain.
+
+Transmit (guest to bridge): each request's data is copied out of the
+guest's granted page into the backend's own memory with GNTTABOP_copy
+before anything looks at it, so the guest can't change a header between
+the check and the use. Then the vif's rules apply: the shaper (rate=),
+anti-spoofing (the vif's MAC, and its ip= addresses), and logging rules;
+what passes enters the bridge.
+
+Receive (bridge to guest): a frame needs a buffer the guest posted on its
+receive ring. With rx-copy the data is copied into the guest's granted
+page (GNTTABOP_copy); with page flipping the backend puts the frame in a
+page of its own and gives that page away (GNTTABOP_transfer into the
+guest's GTF_accept_transfer entry), then asks Xen for a page to replace
+it. A frame for a guest that posted no buffers is dropped, and a sender
+whose frame reached no one hears NETIF_RSP_DROPPED.
+
+Notifications are mitigated: receive responses are pushed once a batch
+has built up or a short time has passed, whichever comes first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hv.guest.ether import mac_from_str
+from hv.guest.netfilter import LogRule, Shaper, SpoofRules, log_lines
+from hv.guest.ring import RingEnd
+from hv.guest.xenbus_probe import Gather, XenbusDevice, as_int, xs_write
+from hv.public.grant_table import (
+    GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_bad_page, GNTST_okay, GNTTABOP_copy, GNTTABOP_transfer,
+    GnttabCopy, GnttabCopyPtr, GnttabTransfer,
+)
+from hv.public.io.netif import (
+    NETIF_RSP_DROPPED, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETRXF_data_validated,
+    NETTXF_more_data, RX_REQUEST, RX_RESPONSE, RX_SLOT, TX_REQUEST, TX_RESPONSE, TX_SLOT,
+    XEN_NETIF_NR_SLOTS_MIN,
+)
+from hv.public.io.xenbus import (
+    XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitWait,
+)
+from hv.public.memory import XENMEM_populate_physmap, XenMemoryReservation
+from hv.public.xen import DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op, PAGE_SIZE
+
+if TYPE_CHECKING:
+    from hv.xen.domain import VCPU
+
+# Transmit requests handled per turn.
+TX_BATCH = 64
+# Receive notifications: pushed when this many responses wait, or when the
+# transmit work that produced them is done for now.
+RX_NOTIFY_BATCH = 32
+# The backend's CPU cost per packet each way.
+TX_PACKET_NS = 1_500
+RX_PACKET_NS = 1_000
+ETH_MIN = 14
+MAX_FRAME = 65535
+
+
+class Vif:
+    """The backend domain's network: its bridges, and its vifs by name."""
+
+    def __init__(self):
+        from hv.guest.bridge import Bridge
+        self._bridge_class = Bridge
+        self.bridges: dict = {}
+        self.vifs: dict[str, "Netback"] = {}
+
+    def bridge(self, name: str):
+        if name not in self.bridges:
+            self.bridges[name] = self._bridge_class(name)
+        return self.bridges[name]
+
+
+def network(k) -> Vif:
+    if getattr(k, "network", None) is None:
+        k.network = Vif()
+    return k.network
+
+
+class Netback(XenbusDevice):
+    devclass = "vif"
+    frontend = False
+
+    def __init__(self, k, nodename, otherend, otherend_id):
+        super().__init__(k, nodename, otherend, otherend_id)
+        self.vifname = f"vif{otherend_id}.{self.devid}"
+        self.bridge_name = ""
+        self.mac = b""
+        self.spoof = SpoofRules(self.vifname)
+        self.log_rules: tuple[LogRule, ...] = ()
+        self.shaper: Shaper | None = None
+        self.tx = RingEnd(front=False, entry_size=TX_SLOT)
+        self.rx = RingEnd(front=False, entry_size=RX_SLOT)
+        self.tx_map = (-1, 0)            # (handle, mfn) of each ring
+        self.rx_map = (-1, 0)
+        self.port = 0
+        self.rx_copy = True
+        self.buffers: list[int] = []     # backend pages packets are copied into (pfns)
+        self.rx_unpushed = 0
+        self.broken = False
+        self.stats = {"tx_packets": 0, "tx_bytes": 0, "tx_errors": 0, "tx_dropped": 0,
+                      "rx_packets": 0, "rx_bytes": 0, "rx_errors": 0, "rx_dropped": 0}
+
+    # ------------------------------------------------------------ xenbus
+    def probe(self, v: "VCPU") -> None:
+        node = self.nodename
+        Gather.read(self.k, v, {name: f"{node}/{name}" for name in
+                                ("bridge", "mac", "ip", "rate", "log", "anti-spoof", "rx-flip")},
+                    self._configured)
+
+    def _configured(self, v: "VCPU", values: dict) -> None:
+        if self.removed:
+            return
+        text = {key: (value or b"").decode(errors="replace") for key, value in values.items()}
+        self.bridge_name = text["bridge"] or "xenbr0"
+        try:
+            self.mac = mac_from_str(text["mac"]) if text["mac"] else b""
+            self.log_rules = tuple(LogRule.parse(rule) for rule in text["log"].split(";") if rule.strip())
+        except ValueError as e:
+            self.fatal(v, str(e))
+            return
+        if text["anti-spoof"] != "0":
+            self.spoof = SpoofRules(self.vifname, (self.mac,) if self.mac else (),
+                                    tuple(text["ip"].split()))
+        rate = text["rate"].split(",")
+        if len(rate) == 2 and all(part.isdigit() for part in rate) and int(rate[1]):
+            self.shaper = Shaper(int(rate[0]), int(rate[1]) * 1000, self.k.xen.clock.now)
+        # What a vif can do: rx-copy always; flipping unless switched off.
+        for name, value in (("feature-rx-copy", 1), ("feature-rx-flip", 0 if text["rx-flip"] == "0" else 1),
+                            ("feature-sg", 0), ("feature-gso-tcpv4", 0),
+                            ("feature-rx-notify", 1)):
+            xs_write(self.k, v, f"{self.nodename}/{name}", value)
+        self.switch_state(v, XenbusStateInitWait)
+
+    def otherend_changed(self, v: "VCPU", state: int) -> None:
+        if state == XenbusStateConnected and self.state == XenbusStateInitWait:
+            fe = self.otherend
+            Gather.read(self.k, v, {"tx": f"{fe}/tx-ring-ref", "rx": f"{fe}/rx-ring-ref",
+                                    "port": f"{fe}/event-channel",
+                                    "copy": f"{fe}/request-rx-copy"}, self._connect)
+        elif state == XenbusStateClosing:
+            self.switch_state(v, XenbusStateClosing)
+        elif state == XenbusStateClosed:
+            self.close(v)
+            self.switch_state(v, XenbusStateClosed)
+
+    def _connect(self, v: "VCPU", values: dict) -> None:
+        if self.removed or self.state != XenbusStateInitWait:
+            return
+        tx_ref, rx_ref, port = as_int(values["tx"]), as_int(values["rx"]), as_int(values["port"])
+        if None in (tx_ref, rx_ref, port):
+            self.fatal(v, "reading tx-ring-ref, rx-ring-ref and event-channel")
+            return
+        self.rx_copy = as_int(values["copy"], 0) == 1
+        k = self.k
+        maps = k.map_grants(v, self.otherend_id, (tx_ref, rx_ref), False)
+        if any(status != GNTST_okay for status, _h, _m in maps):
+            k.unmap_grants(v, [h for status, h, _m in maps if status == GNTST_okay])
+            self.fatal(v, f"mapping rings {tx_ref}/{rx_ref}")
+            return
+        self.tx_map, self.rx_map = (maps[0][1], maps[0][2]), (maps[1][1], maps[1][2])
+        local = k.bind_interdomain(v, self.otherend_id, port)
+        if local < 0:
+            self.fatal(v, f"binding event channel {port}: {local}")
+            return
+        self.port = local
+        k.irqs[local] = self
+        self.tx = RingEnd(front=False, entry_size=TX_SLOT)
+        self.rx = RingEnd(front=False, entry_size=RX_SLOT)
+        self.buffers = k.alloc_pages(TX_BATCH)
+        net = network(k)
+        net.vifs[self.vifname] = self
+        net.bridge(self.bridge_name).add_port(self.vifname)
+        xs_write(k, v, f"{self.nodename}/hotplug-status", "connected")
+        self.switch_state(v, XenbusStateConnected)
+        self.log(v, "connected", f"{self.vifname} on {self.bridge_name}, "
+                                 f"rx by {'copy' if self.rx_copy else 'flip'}")
+
+    def close(self, v: "VCPU") -> None:
+        k = self.k
+        k.work.pop(self, None)
+        k.driver_timers.pop(self, None)
+        net = network(k)
+        if net.vifs.get(self.vifname) is self:
+            del net.vifs[self.vifname]
+            net.bridge(self.bridge_name).remove_port(self.vifname)
+        if self.port:
+            k.close_port(v, self.port)
+            self.port = 0
+        k.unmap_grants(v, [h for h, _m in (self.tx_map, self.rx_map) if h >= 0])
+        self.tx_map = self.rx_map = (-1, 0)
+        k.free_pages(self.buffers)
+        self.buffers = []
+
+    # ------------------------------------------------------------ transmit
+    def interrupt(self, v: "VCPU", port: int) -> None:
+        if not self.broken:
+            self.k.queue_work(self)
+
+    def do_work(self, v: "VCPU") -> int:
+        if self.tx_map[0] < 0 or self.broken:
+            return 0
+        k = self.k
+        page = k.mapped(self.tx_map[1], True)
+        ring = self.tx
+        now = k.xen.clock.now
+        cost = 0
+        sent = 0
+        touched: dict[str, Netback] = {}
+        while sent < TX_BATCH:
+            if ring.request_prod_overflow(page):
+                self._fatal_tx(v, "the frontend's tx producer ran past the ring")
+                break
+            if not ring.unconsumed(page):
+                if not ring.final_check(page):
+                    break
+                continue
+            first = TX_REQUEST.unpack_from(page, ring.slot(ring.cons))
+            if self.shaper is not None and not self.shaper.admit(first[4], now):
+                k.call_at(v, self.shaper.next_at(now), self)
+                break
+            slots = self._take_packet(v, page)
+            if slots is None:
+                break
+            frame, requests, status = slots
+            if status == NETIF_RSP_OKAY:
+                status = self._transmit(v, frame, now, touched)
+            for req_id in requests:
+                ring.produce(page, TX_RESPONSE.pack(req_id, status))
+            sent += 1
+            cost += TX_PACKET_NS
+        if ring.push(page):
+            k.notify(v, self.port)
+        more = sent == TX_BATCH
+        for vif in touched.values():
+            cost += vif.flush_rx(v, final=not more)
+        if more:
+            k.queue_work(self)
+        return cost
+
+    def _take_packet(self, v: "VCPU", page):
+        """One packet's slots off the ring and its data out of the guest:
+        (frame, the ids to answer, status), or None when the frontend broke
+        the protocol and lost its vif."""
+        ring = self.tx
+        requests = []
+        copies = []
+        total = 0
+        while True:
+            if not ring.unconsumed(page):
+                self._fatal_tx(v, "a packet's slots end before its last")
+                return None
+            gref, offset, flags, req_id, size = TX_REQUEST.unpack(ring.consume(page))
+            requests.append(req_id)
+            if len(requests) > XEN_NETIF_NR_SLOTS_MIN:
+                self._fatal_tx(v, f"a packet of more than {XEN_NETIF_NR_SLOTS_MIN} slots")
+                return None
+            if offset + min(size, PAGE_SIZE) > PAGE_SIZE or (len(requests) > 1 and size > PAGE_SIZE):
+                self._fatal_tx(v, f"a slot crosses its page (offset {offset}, size {size})")
+                return None
+            copies.append((gref, offset, size))
+            if len(requests) == 1:
+                total = size
+            if not flags & NETTXF_more_data:
+                break
+        # The first slot's size is the whole packet's; the rest say their own.
+        if total < ETH_MIN or total > MAX_FRAME:
+            self.stats["tx_errors"] += 1
+            return b"", requests, NETIF_RSP_ERROR
+        if len(copies) > 1:
+            rest = sum(size for _g, _o, size in copies[1:])
+            copies[0] = (copies[0][0], copies[0][1], total - rest)
+            if total - rest <= 0 or total - rest > PAGE_SIZE:
+                self.stats["tx_errors"] += 1
+                return b"", requests, NETIF_RSP_ERROR
+        frame = self._copy_in(v, copies)
+        if frame is None:
+            self.stats["tx_errors"] += 1
+            return b"", requests, NETIF_RSP_ERROR
+        return frame, requests, NETIF_RSP_OKAY
+
+    def _copy_in(self, v: "VCPU", copies) -> bytes | None:
+        """The packet's bytes, copied by Xen from the guest's grants into
+        our buffers, and only then looked at."""
+        k = self.k
+        ops = []
+        for i, (gref, offset, size) in enumerate(copies):
+            mfn = k.p2m_get(self.buffers[i])
+            ops.append(GnttabCopy(source=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=offset),
+                                  dest=GnttabCopyPtr(u=mfn, domid=DOMID_SELF, offset=0),
+                                  len=size, flags=GNTCOPY_source_gref))
+        rc, out = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, tuple(ops))
+        if rc < 0 or any(op.status != GNTST_okay for op in out):
+            return None
+        return b"".join(bytes(k.page(self.buffers[i], False)[:size])
+                        for i, (_g, _o, size) in enumerate(copies))
+
+    def _transmit(self, v: "VCPU", frame: bytes, now: int, touched: dict) -> int:
+        """The vif's rules, then the bridge: the status the sender hears."""
+        self.stats["tx_packets"] += 1
+        self.stats["tx_bytes"] += len(frame)
+        for line in log_lines(self.log_rules, self.vifname, frame):
+            self.k.kernel_log(v, line)
+        refused = self.spoof.check(frame)
+        if refused is not None:
+            self.stats["tx_dropped"] += 1
+            self.log(v, "spoofed", refused)
+            return NETIF_RSP_OKAY           # gone into the firewall, as with ebtables
+        net = network(self.k)
+        bridge = net.bridge(self.bridge_name)
+        delivered = False
+        ports = bridge.forward(self.vifname, frame, now)
+        for port in ports:
+            vif = net.vifs.get(port)
+            if vif is not None and vif.receive(v, frame):
+                delivered = True
+                touched[port] = vif
+        return NETIF_RSP_OKAY if delivered or not ports else NETIF_RSP_DROPPED
+
+    def _fatal_tx(self, v: "VCPU", why: str) -> None:
+        """netbk_fatal_tx_err(): the vif stops; only this guest loses it."""
+        self.broken = True
+        self.stats["tx_errors"] += 1
+        self.k.kernel_log(v, f"netback: {self.vifname}: fatal error: {why}")
+        self.fatal(v, why)
+
+    # ------------------------------------------------------------ receive
+    def receive(self, v: "VCPU", frame: bytes) -> bool:
+        """Put a frame into one of the guest's posted buffers; False (and
+        dropped) when it left none."""
+        if self.rx_map[0] < 0 or self.broken:
+            return False
+        k = self.k
+        page = k.mapped(self.rx_map[1], True)
+        ring = self.rx
+        if not ring.unconsumed(page) or len(frame) > PAGE_SIZE:
+            self.stats["rx_dropped"] += 1
+            return False
+        req_id, gref = RX_REQUEST.unpack(ring.consume(page))
+        ok = self._copy_out(v, frame, gref) if self.rx_copy else self._flip(v, frame, gref)
+        if ok:
+            status, flags = len(frame), NETRXF_data_validated
+            self.stats["rx_packets"] += 1
+            self.stats["rx_bytes"] += len(frame)
+        else:
+            status, flags = NETIF_RSP_ERROR, 0
+            self.stats["rx_errors"] += 1
+        ring.produce(page, RX_RESPONSE.pack(req_id, 0, flags, status))
+        self.rx_unpushed += 1
+        return ok
+
+    def _copy_out(self, v: "VCPU", frame: bytes, gref: int) -> bool:
+        k = self.k
+        staging = self.buffers[-1]
+        k.page(staging)[:len(frame)] = frame
+        op = GnttabCopy(source=GnttabCopyPtr(u=k.p2m_get(staging), domid=DOMID_SELF, offset=0),
+                        dest=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=0),
+                        len=len(frame), flags=GNTCOPY_dest_gref)
+        rc, (out,) = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, (op,))
+        return rc >= 0 and out.status == GNTST_okay
+
+    def _flip(self, v: "VCPU", frame: bytes, gref: int) -> bool:
+        """Give the guest a page of ours holding the frame, and take a new
+        page from Xen for the one given away."""
+        k = self.k
+        pfn = self.buffers[-1]
+        k.page(pfn)[:] = frame + bytes(PAGE_SIZE - len(frame))
+        mfn = k.p2m_get(pfn)
+        rc, (out,) = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_transfer,
+                                 (GnttabTransfer(mfn=mfn, domid=self.otherend_id, ref=gref),))
+        if rc < 0:
+            return False
+        if out.status != GNTST_bad_page:
+            # The frame left us whether or not the guest took it.
+            done, got = k.hypercall(v, HYPERVISOR_memory_op, XENMEM_populate_physmap,
+                                    XenMemoryReservation(extent_start=(pfn,), nr_extents=1,
+                                                         domid=DOMID_SELF))
+            if done == 1:
+                k.p2m_set(pfn, got.extent_start[0])
+            else:
+                # No page to replace it: this buffer is gone for good.
+                self.buffers.pop()
+                k.kernel_log(v, f"netback: {self.vifname}: no memory to replace a flipped page")
+        return out.status == GNTST_okay
+
+    def flush_rx(self, v: "VCPU", final: bool) -> int:
+        """Push receive responses once enough have built up, or when the
+        work that made them is over: the cost of delivering them."""
+        waiting = self.rx_unpushed
+        if not waiting or self.rx_map[0] < 0:
+            return 0
+        if waiting >= RX_NOTIFY_BATCH or final:
+            self.rx_unpushed = 0
+            if self.rx.push(self.k.mapped(self.rx_map[1], True)):
+                self.k.notify(v, self.port)
+        return RX_PACKET_NS * waiting

@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/guests.py
 	$(BIN)/python bench/xenstore.py
+	$(BIN)/python bench/devices.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis tests/.build

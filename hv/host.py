@@ -124,6 +124,20 @@ class Host:
             raise ValueError("dom0 runs no kernel, so no console daemon")
         return self.xenconsoled.output(domid)
 
+    def network_capture(self, bridge: str, path: str | None, domid: int = 0) -> None:
+        """Write every frame that enters a backend domain's bridge to a pcap
+        file at ``path`` (None: stop), as tcpdump on that domain would."""
+        from hv.guest.netback import network
+        d = self.xen.domains.get(domid)
+        if d is None or d.guest is None:
+            raise ValueError(f"domain {domid} runs no kernel with bridges")
+        with self.lock:
+            br = network(d.guest).bridge(bridge)
+            if path is None:
+                br.capture_stop()
+            else:
+                br.capture_start(path)
+
     def serve_xenstore(self, path: str) -> XenstoreServer:
         """Serve xenstore's wire protocol on a UNIX socket at ``path``
         (owner-only), for Xen's own clients and anyone else."""

@@ -11,7 +11,6 @@ import subprocess
 import pytest
 
 from hv.guest.ether import build_ethernet, build_ipv4, build_tcp, ip_to_bytes, mac_from_str
-from hv.guest.netback import network
 from hv.guest.netfront import Netfront
 from hv.guest.pcap import read_pcap
 from hv.guest.ring import REQ_PROD, get
@@ -215,10 +214,12 @@ def test_a_guest_with_no_receive_buffers_drops_and_the_sender_hears_so(machine):
 def test_the_bridge_captures_to_a_pcap_tshark_reads(machine, tmp_path):
     host, xs = machine
     path = tmp_path / "xenbr0.pcap"
-    network(host.dom0.guest).bridge("xenbr0").capture_start(str(path))
+    host.network_capture("xenbr0", str(path))
     a, ba, b, bb = pair(host, xs, ["ping 10.0.0.2 -c 2 -i 0.1"])
     settle(host, 600)
-    host.dom0.guest.network.bridge("xenbr0").capture_stop()
+    host.network_capture("xenbr0", None)
+    with pytest.raises(ValueError, match="domain 99 runs no kernel"):
+        host.network_capture("xenbr0", None, domid=99)
     _linktype, records = read_pcap(str(path))
     assert len(records) == 6                        # ARP request, reply, 2 pings, 2 replies
     if shutil.which("tshark") is None:

@@ -10,6 +10,7 @@ and four bytes only inside; MAC addresses are six bytes."""
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -84,7 +85,9 @@ def mac_from_str(text: str) -> bytes:
         raise ValueError(f"MAC address {text!r} has a pair that is not hex") from None
 
 
+@functools.lru_cache(maxsize=1024)
 def ip_to_bytes(text: str) -> bytes:
+    """A stack asks for the same few addresses on every packet: remembered."""
     parts = text.split(".")
     if len(parts) != 4 or not all(p.isdigit() and p.isascii() for p in parts):
         raise ValueError(f"IPv4 address {text!r} is not four dot-separated numbers")

@@ -151,6 +151,7 @@ class PVKernel:
         self.xsd: tuple[int, int] | None = None      # dom0: (store mfn, port) for xenstored
         self.xs_log: list[tuple[str, str, str]] = []   # (verb, path, outcome)
         self.allocated: set[int] = set()  # pfns the kernel took for itself (rings, buffers)
+        self._views: dict[int, bytearray] = {}
         self.free_pfns: list[int] = []
         self.next_pfn = 1
         self.gnttab: GuestGrantTable | None = None
@@ -174,11 +175,23 @@ class PVKernel:
     # ------------------------------------------------------------ memory
     def page(self, pfn: int, writable: bool = True) -> bytearray:
         """A page of the kernel's own memory through its direct map (the
-        page tables a builder made, which the P2M mirrors)."""
+        page tables a builder made, which the P2M mirrors). The drivers'
+        own pages are looked up once and kept until their frame changes."""
+        view = self._views.get(pfn)
+        if view is not None:
+            return view
         mfn = self.xen.p2m.lookup(self.d, pfn)
         if mfn is None:
             raise KernelPanic(f"pfn {pfn:#x} is not mapped")
-        return self.xen.frames.map_domain_page(self.d, mfn, writable=writable)
+        view = self.xen.frames.map_domain_page(self.d, mfn, writable=writable)
+        if writable and pfn in self.allocated:
+            self._views[pfn] = view
+        return view
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_views"] = {}          # views of frames are this process's objects
+        return state
 
     def read(self, pfn: int, length: int) -> bytes:
         out = bytearray()
@@ -189,6 +202,7 @@ class PVKernel:
 
     def p2m_set(self, pfn: int, mfn: int) -> None:
         """Keep the kernel's own P2M list (mfn_list) up to date."""
+        self._views.pop(pfn, None)
         slot = pfn * 8
         _U64.pack_into(self.page(self.p2m_pfn + slot // PAGE_SIZE), slot % PAGE_SIZE, mfn)
 
@@ -416,6 +430,7 @@ class PVKernel:
 
     def free_pages(self, pfns) -> None:
         for pfn in pfns:
+            self._views.pop(pfn, None)
             self.allocated.discard(pfn)
             self.free_pfns.append(pfn)
 

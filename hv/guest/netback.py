@@ -47,8 +47,10 @@ from hv.public.xen import DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_memo
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
 
-# Transmit requests handled per turn.
+# Transmit requests handled per turn, and the pages a vif copies through
+# (room for a batch of one-slot packets and one of the longest).
 TX_BATCH = 64
+BUFFERS = TX_BATCH + 32
 # Receive notifications: pushed when this many responses wait, or when the
 # transmit work that produced them is done for now.
 RX_NOTIFY_BATCH = 32
@@ -99,6 +101,8 @@ class Netback(XenbusDevice):
         self.port = 0
         self.rx_copy = True
         self.buffers: list[int] = []     # backend pages packets are copied into (pfns)
+        self.buffer_mfns: list[int] = []
+        self.rx_pending: list[tuple[int, int, int, int]] = []   # (id, gref, buffer, size)
         self.rx_unpushed = 0
         self.broken = False
         self.stats = {"tx_packets": 0, "tx_bytes": 0, "tx_errors": 0, "tx_dropped": 0,
@@ -170,7 +174,8 @@ class Netback(XenbusDevice):
         k.irqs[local] = self
         self.tx = RingEnd(front=False, entry_size=TX_SLOT)
         self.rx = RingEnd(front=False, entry_size=RX_SLOT)
-        self.buffers = k.alloc_pages(TX_BATCH)
+        self.buffers = k.alloc_pages(BUFFERS)
+        self.buffer_mfns = [k.p2m_get(pfn) for pfn in self.buffers]
         net = network(k)
         net.vifs[self.vifname] = self
         net.bridge(self.bridge_name).add_port(self.vifname)
@@ -192,8 +197,10 @@ class Netback(XenbusDevice):
             self.port = 0
         k.unmap_grants(v, [h for h, _m in (self.tx_map, self.rx_map) if h >= 0])
         self.tx_map = self.rx_map = (-1, 0)
+        self.rx_pending = []
         k.free_pages(self.buffers)
         self.buffers = []
+        self.buffer_mfns = []
 
     # ------------------------------------------------------------ transmit
     def interrupt(self, v: "VCPU", port: int) -> None:
@@ -201,16 +208,22 @@ class Netback(XenbusDevice):
             self.k.queue_work(self)
 
     def do_work(self, v: "VCPU") -> int:
+        """A batch of transmit requests: their slots taken off the ring,
+        all their data copied out of the guest in one grant-copy call, then
+        each packet through the vif's rules into the bridge."""
         if self.tx_map[0] < 0 or self.broken:
             return 0
         k = self.k
         page = k.mapped(self.tx_map[1], True)
         ring = self.tx
         now = k.xen.clock.now
-        cost = 0
-        sent = 0
-        touched: dict[str, Netback] = {}
-        while sent < TX_BATCH:
+        packets = []                    # (requests, status, first copy, copies)
+        copies = []                     # (gref, offset, size) into buffers[i]
+        more = False
+        while True:
+            if len(packets) == TX_BATCH or len(self.buffers) - len(copies) < XEN_NETIF_NR_SLOTS_MIN:
+                more = True
+                break
             if ring.request_prod_overflow(page):
                 self._fatal_tx(v, "the frontend's tx producer ran past the ring")
                 break
@@ -222,28 +235,37 @@ class Netback(XenbusDevice):
             if self.shaper is not None and not self.shaper.admit(first[4], now):
                 k.call_at(v, self.shaper.next_at(now), self)
                 break
-            slots = self._take_packet(v, page)
-            if slots is None:
+            taken = self._take_slots(v, page)
+            if taken is None:
                 break
-            frame, requests, status = slots
+            requests, status, slots = taken
+            packets.append((requests, status, len(copies), len(slots)))
+            copies += slots
+        statuses = self._copy_in(v, copies)
+        touched: dict[str, Netback] = {}
+        for requests, status, at, count in packets:
             if status == NETIF_RSP_OKAY:
-                status = self._transmit(v, frame, now, touched)
+                if all(s == GNTST_okay for s in statuses[at:at + count]):
+                    frame = b"".join(bytes(k.page(self.buffers[i], False)[:copies[i][2]])
+                                     for i in range(at, at + count))
+                    status = self._transmit(v, frame, now, touched)
+                else:
+                    self.stats["tx_errors"] += 1
+                    status = NETIF_RSP_ERROR
             for req_id in requests:
                 ring.produce(page, TX_RESPONSE.pack(req_id, status))
-            sent += 1
-            cost += TX_PACKET_NS
         if ring.push(page):
             k.notify(v, self.port)
-        more = sent == TX_BATCH
+        cost = TX_PACKET_NS * len(packets)
         for vif in touched.values():
             cost += vif.flush_rx(v, final=not more)
         if more:
             k.queue_work(self)
         return cost
 
-    def _take_packet(self, v: "VCPU", page):
-        """One packet's slots off the ring and its data out of the guest:
-        (frame, the ids to answer, status), or None when the frontend broke
+    def _take_slots(self, v: "VCPU", page):
+        """One packet's slots off the ring: (the ids to answer, status, the
+        copies that bring its data out), or None when the frontend broke
         the protocol and lost its vif."""
         ring = self.tx
         requests = []
@@ -269,34 +291,30 @@ class Netback(XenbusDevice):
         # The first slot's size is the whole packet's; the rest say their own.
         if total < ETH_MIN or total > MAX_FRAME:
             self.stats["tx_errors"] += 1
-            return b"", requests, NETIF_RSP_ERROR
+            return requests, NETIF_RSP_ERROR, []
         if len(copies) > 1:
             rest = sum(size for _g, _o, size in copies[1:])
             copies[0] = (copies[0][0], copies[0][1], total - rest)
             if total - rest <= 0 or total - rest > PAGE_SIZE:
                 self.stats["tx_errors"] += 1
-                return b"", requests, NETIF_RSP_ERROR
-        frame = self._copy_in(v, copies)
-        if frame is None:
-            self.stats["tx_errors"] += 1
-            return b"", requests, NETIF_RSP_ERROR
-        return frame, requests, NETIF_RSP_OKAY
+                return requests, NETIF_RSP_ERROR, []
+        return requests, NETIF_RSP_OKAY, copies
 
-    def _copy_in(self, v: "VCPU", copies) -> bytes | None:
-        """The packet's bytes, copied by Xen from the guest's grants into
-        our buffers, and only then looked at."""
+    def _copy_in(self, v: "VCPU", copies) -> list[int]:
+        """Xen copies the data from the guest's grants into our buffers
+        (copies[i] into buffers[i]), and only then is it looked at; the
+        status of each copy."""
+        if not copies:
+            return []
         k = self.k
-        ops = []
-        for i, (gref, offset, size) in enumerate(copies):
-            mfn = k.p2m_get(self.buffers[i])
-            ops.append(GnttabCopy(source=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=offset),
-                                  dest=GnttabCopyPtr(u=mfn, domid=DOMID_SELF, offset=0),
-                                  len=size, flags=GNTCOPY_source_gref))
-        rc, out = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, tuple(ops))
-        if rc < 0 or any(op.status != GNTST_okay for op in out):
-            return None
-        return b"".join(bytes(k.page(self.buffers[i], False)[:size])
-                        for i, (_g, _o, size) in enumerate(copies))
+        ops = tuple(GnttabCopy(source=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=offset),
+                               dest=GnttabCopyPtr(u=self.buffer_mfns[i], domid=DOMID_SELF, offset=0),
+                               len=size, flags=GNTCOPY_source_gref)
+                    for i, (gref, offset, size) in enumerate(copies))
+        rc, out = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, ops)
+        if rc < 0:
+            return [rc] * len(copies)
+        return [op.status for op in out]
 
     def _transmit(self, v: "VCPU", frame: bytes, now: int, touched: dict) -> int:
         """The vif's rules, then the bridge: the status the sender hears."""
@@ -330,7 +348,8 @@ class Netback(XenbusDevice):
     # ------------------------------------------------------------ receive
     def receive(self, v: "VCPU", frame: bytes) -> bool:
         """Put a frame into one of the guest's posted buffers; False (and
-        dropped) when it left none."""
+        dropped) when it left none. Copies wait to go in one call with the
+        rest of the batch's."""
         if self.rx_map[0] < 0 or self.broken:
             return False
         k = self.k
@@ -340,27 +359,43 @@ class Netback(XenbusDevice):
             self.stats["rx_dropped"] += 1
             return False
         req_id, gref = RX_REQUEST.unpack(ring.consume(page))
-        ok = self._copy_out(v, frame, gref) if self.rx_copy else self._flip(v, frame, gref)
-        if ok:
-            status, flags = len(frame), NETRXF_data_validated
-            self.stats["rx_packets"] += 1
-            self.stats["rx_bytes"] += len(frame)
-        else:
-            status, flags = NETIF_RSP_ERROR, 0
-            self.stats["rx_errors"] += 1
-        ring.produce(page, RX_RESPONSE.pack(req_id, 0, flags, status))
-        self.rx_unpushed += 1
+        if self.rx_copy:
+            staging = len(self.buffers) - 1 - len(self.rx_pending)
+            k.page(self.buffers[staging])[:len(frame)] = frame
+            self.rx_pending.append((req_id, gref, staging, len(frame)))
+            if len(self.rx_pending) >= len(self.buffers) // 2:
+                self._copy_out(v)
+            return True
+        ok = self._flip(v, frame, gref)
+        self._respond_rx(page, req_id, len(frame) if ok else NETIF_RSP_ERROR)
         return ok
 
-    def _copy_out(self, v: "VCPU", frame: bytes, gref: int) -> bool:
+    def _respond_rx(self, page, req_id: int, status: int) -> None:
+        if status > 0:
+            self.stats["rx_packets"] += 1
+            self.stats["rx_bytes"] += status
+        else:
+            self.stats["rx_errors"] += 1
+        self.rx.produce(page, RX_RESPONSE.pack(req_id, 0, NETRXF_data_validated if status > 0 else 0,
+                                               status))
+        self.rx_unpushed += 1
+
+    def _copy_out(self, v: "VCPU") -> None:
+        """The waiting frames into the guest's granted buffers, one call."""
+        pending, self.rx_pending = self.rx_pending, []
+        if not pending:
+            return
         k = self.k
-        staging = self.buffers[-1]
-        k.page(staging)[:len(frame)] = frame
-        op = GnttabCopy(source=GnttabCopyPtr(u=k.p2m_get(staging), domid=DOMID_SELF, offset=0),
-                        dest=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=0),
-                        len=len(frame), flags=GNTCOPY_dest_gref)
-        rc, (out,) = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, (op,))
-        return rc >= 0 and out.status == GNTST_okay
+        ops = tuple(GnttabCopy(source=GnttabCopyPtr(u=self.buffer_mfns[staging], domid=DOMID_SELF,
+                                                    offset=0),
+                               dest=GnttabCopyPtr(u=gref, domid=self.otherend_id, offset=0),
+                               len=size, flags=GNTCOPY_dest_gref)
+                    for _id, gref, staging, size in pending)
+        rc, out = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_copy, ops)
+        page = k.mapped(self.rx_map[1], True)
+        for i, (req_id, _gref, _staging, size) in enumerate(pending):
+            ok = rc >= 0 and out[i].status == GNTST_okay
+            self._respond_rx(page, req_id, size if ok else NETIF_RSP_ERROR)
 
     def _flip(self, v: "VCPU", frame: bytes, gref: int) -> bool:
         """Give the guest a page of ours holding the frame, and take a new
@@ -368,7 +403,7 @@ class Netback(XenbusDevice):
         k = self.k
         pfn = self.buffers[-1]
         k.page(pfn)[:] = frame + bytes(PAGE_SIZE - len(frame))
-        mfn = k.p2m_get(pfn)
+        mfn = self.buffer_mfns[-1]
         rc, (out,) = k.hypercall(v, HYPERVISOR_grant_table_op, GNTTABOP_transfer,
                                  (GnttabTransfer(mfn=mfn, domid=self.otherend_id, ref=gref),))
         if rc < 0:
@@ -380,15 +415,18 @@ class Netback(XenbusDevice):
                                                          domid=DOMID_SELF))
             if done == 1:
                 k.p2m_set(pfn, got.extent_start[0])
+                self.buffer_mfns[-1] = got.extent_start[0]
             else:
                 # No page to replace it: this buffer is gone for good.
                 self.buffers.pop()
+                self.buffer_mfns.pop()
                 k.kernel_log(v, f"netback: {self.vifname}: no memory to replace a flipped page")
         return out.status == GNTST_okay
 
     def flush_rx(self, v: "VCPU", final: bool) -> int:
         """Push receive responses once enough have built up, or when the
         work that made them is over: the cost of delivering them."""
+        self._copy_out(v)
         waiting = self.rx_unpushed
         if not waiting or self.rx_map[0] < 0:
             return 0

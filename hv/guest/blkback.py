@@ -33,8 +33,7 @@ from hv.public.io.blkif import (
     SEGS_PER_INDIRECT_FRAME, SLOT_SIZE, VDISK_READONLY,
 )
 from hv.public.io.xenbus import (
-    XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitialised,
-    XenbusStateInitWait,
+    XenbusStateConnected, XenbusStateInitialised, XenbusStateInitWait,
 )
 
 if TYPE_CHECKING:
@@ -108,11 +107,8 @@ class Blkback(XenbusDevice):
                                         "protocol": f"{fe}/protocol",
                                         "persistent": f"{fe}/feature-persistent"},
                             self._connect)
-        elif state == XenbusStateClosing:
-            self.switch_state(v, XenbusStateClosing)
-        elif state == XenbusStateClosed:
-            self.close(v)
-            self.switch_state(v, XenbusStateClosed)
+        else:
+            self.follow_frontend_closing(v, state)
 
     def _connect(self, v: "VCPU", values: dict) -> None:
         if self.removed or self.state != XenbusStateInitWait or self.fd < 0:
@@ -125,17 +121,11 @@ class Blkback(XenbusDevice):
         if protocol not in (None, b"x86_64-abi"):
             self.fatal(v, f"unsupported protocol {protocol.decode(errors='replace')}")
             return
-        ((status, handle, mfn),) = self.k.map_grants(v, self.otherend_id, (ring_ref,), False)
-        if status != GNTST_okay:
-            self.fatal(v, f"mapping ring-ref {ring_ref}: status {status}")
+        rings = self.connect_rings(v, (ring_ref,), port)
+        if rings is None:
             return
-        self.ring_handle, self.ring_mfn = handle, mfn
-        local = self.k.bind_interdomain(v, self.otherend_id, port)
-        if local < 0:
-            self.fatal(v, f"binding event channel {port}: {local}")
-            return
-        self.port = local
-        self.k.irqs[local] = self
+        ((self.ring_handle, self.ring_mfn),) = rings
+        mfn, local = self.ring_mfn, self.port
         self.ring = RingEnd(front=False, entry_size=SLOT_SIZE)
         self.persistent = as_int(values["persistent"], 0) == 1
         node = self.nodename

@@ -39,7 +39,7 @@ from hv.public.io.netif import (
     XEN_NETIF_NR_SLOTS_MIN,
 )
 from hv.public.io.xenbus import (
-    XenbusStateClosed, XenbusStateClosing, XenbusStateConnected, XenbusStateInitWait,
+    XenbusStateConnected, XenbusStateInitWait,
 )
 from hv.public.memory import XENMEM_populate_physmap, XenMemoryReservation
 from hv.public.xen import DOMID_SELF, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op, PAGE_SIZE
@@ -145,11 +145,8 @@ class Netback(XenbusDevice):
             Gather.read(self.k, v, {"tx": f"{fe}/tx-ring-ref", "rx": f"{fe}/rx-ring-ref",
                                     "port": f"{fe}/event-channel",
                                     "copy": f"{fe}/request-rx-copy"}, self._connect)
-        elif state == XenbusStateClosing:
-            self.switch_state(v, XenbusStateClosing)
-        elif state == XenbusStateClosed:
-            self.close(v)
-            self.switch_state(v, XenbusStateClosed)
+        else:
+            self.follow_frontend_closing(v, state)
 
     def _connect(self, v: "VCPU", values: dict) -> None:
         if self.removed or self.state != XenbusStateInitWait:
@@ -160,18 +157,10 @@ class Netback(XenbusDevice):
             return
         self.rx_copy = as_int(values["copy"], 0) == 1
         k = self.k
-        maps = k.map_grants(v, self.otherend_id, (tx_ref, rx_ref), False)
-        if any(status != GNTST_okay for status, _h, _m in maps):
-            k.unmap_grants(v, [h for status, h, _m in maps if status == GNTST_okay])
-            self.fatal(v, f"mapping rings {tx_ref}/{rx_ref}")
+        rings = self.connect_rings(v, (tx_ref, rx_ref), port)
+        if rings is None:
             return
-        self.tx_map, self.rx_map = (maps[0][1], maps[0][2]), (maps[1][1], maps[1][2])
-        local = k.bind_interdomain(v, self.otherend_id, port)
-        if local < 0:
-            self.fatal(v, f"binding event channel {port}: {local}")
-            return
-        self.port = local
-        k.irqs[local] = self
+        self.tx_map, self.rx_map = rings
         self.tx = RingEnd(front=False, entry_size=TX_SLOT)
         self.rx = RingEnd(front=False, entry_size=RX_SLOT)
         self.buffers = k.alloc_pages(BUFFERS)

@@ -23,6 +23,7 @@ from hv.public.io.xenbus import (
     XENBUS_STATE_NAMES, XenbusStateClosed, XenbusStateClosing, XenbusStateInitialising,
     XenbusStateUnknown,
 )
+from hv.public.grant_table import GNTST_okay
 from hv.public.io.xs_wire import XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE
 
 if TYPE_CHECKING:
@@ -138,6 +139,36 @@ class XenbusDevice:
             return
         self.otherend_state = state
         self.otherend_changed(v, state)
+
+    # A backend's side of meeting and parting (Linux's xenbus_map_ring,
+    # bind_interdomain_evtchn and frontend_changed).
+    def connect_rings(self, v: "VCPU", refs, port: int) -> list[tuple[int, int]] | None:
+        """Map the frontend's ring pages and bind its channel: the (handle,
+        mfn) of each page, or None when the frontend's word was no good
+        (the device then closes, with the reason where the toolstack looks)."""
+        k = self.k
+        maps = k.map_grants(v, self.otherend_id, refs, False)
+        mapped = [h for status, h, _m in maps if status == GNTST_okay]
+        if len(mapped) != len(maps):
+            k.unmap_grants(v, mapped)
+            self.fatal(v, f"mapping ring-ref {' '.join(map(str, refs))}: status "
+                          f"{' '.join(str(status) for status, _h, _m in maps)}")
+            return None
+        local = k.bind_interdomain(v, self.otherend_id, port)
+        if local < 0:
+            k.unmap_grants(v, mapped)
+            self.fatal(v, f"binding event channel {port}: {local}")
+            return None
+        self.port = local
+        k.irqs[local] = self
+        return [(h, m) for _s, h, m in maps]
+
+    def follow_frontend_closing(self, v: "VCPU", state: int) -> None:
+        if state == XenbusStateClosing:
+            self.switch_state(v, XenbusStateClosing)
+        elif state == XenbusStateClosed:
+            self.close(v)
+            self.switch_state(v, XenbusStateClosed)
 
     # What each driver decides.
     def probe(self, v: "VCPU") -> None:

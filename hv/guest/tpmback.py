@@ -35,7 +35,6 @@ from hv.guest.swtpm import Swtpm, SwtpmError
 from hv.guest.tpm12 import HEADER_SIZE, TPM_BAD_PARAM_SIZE, Tpm12, build_response
 from hv.guest.tpmfront import LENGTH, STATE, data_offset
 from hv.guest.xenbus_probe import Gather, XenbusDevice, as_int, xs_read, xs_write
-from hv.public.grant_table import GNTST_okay
 from hv.public.io.tpmif import (
     TPMIF_STATE_CANCEL, TPMIF_STATE_FINISH, TPMIF_STATE_IDLE, TPMIF_STATE_SUBMIT,
 )
@@ -213,17 +212,11 @@ class Tpmback(XenbusDevice):
         if as_int(values["v2"], 0) != 1:
             self.fatal(v, "the frontend does not speak vTPM protocol 2")
             return
-        ((status, handle, mfn),) = self.k.map_grants(v, self.otherend_id, (ring_ref,), False)
-        if status != GNTST_okay:
-            self.fatal(v, f"mapping ring-ref {ring_ref}: status {status}")
+        rings = self.connect_rings(v, (ring_ref,), port)
+        if rings is None:
             return
-        self.page_handle, self.page_mfn = handle, mfn
-        local = self.k.bind_interdomain(v, self.otherend_id, port)
-        if local < 0:
-            self.fatal(v, f"binding event channel {port}: {local}")
-            return
-        self.port = local
-        self.k.irqs[local] = self
+        ((self.page_handle, self.page_mfn),) = rings
+        mfn, local = self.page_mfn, self.port
         self.switch_state(v, XenbusStateConnected)
         self.log(v, "connected", f"ring-ref {ring_ref} mfn {mfn:#x}, port {local}, "
                                  f"instance {self.instance}")

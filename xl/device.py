@@ -96,3 +96,26 @@ def list_devices(xs: XsClient, domid: int, devclass: str) -> list[int]:
     except XsError:
         return []
     return sorted(int(n) for n in names if n.isdigit())
+
+
+def remove_devices(xs: XsClient, domid: int) -> None:
+    """Every device of a domain that is going away: both directories of
+    each, so that each backend lets go of it (libxl__devices_destroy)."""
+    try:
+        classes = xs.directory(f"/local/domain/{domid}/device")
+    except XsError:
+        return
+    for devclass in classes:
+        for devid in list_devices(xs, domid, devclass.decode()):
+            front = f"/local/domain/{domid}/device/{devclass.decode()}/{devid}"
+            try:
+                backend = xs.read(f"{front}/backend").decode()
+            except XsError:
+                backend = ""
+
+            def body(tx: int, front=front, backend=backend) -> None:
+                rm_if_there(xs, front, tx)
+                if backend.startswith("/local/domain/") and "/backend/" in backend:
+                    rm_if_there(xs, backend, tx)
+
+            in_transaction(xs, body)

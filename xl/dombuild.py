@@ -38,7 +38,7 @@ from hv.public.xen import (
     HYPERVISOR_memory_op, PAGE_SHIFT, PAGE_SIZE, SIF_MOD_START_PFN, START_INFO_MAGIC,
     VGCF_in_kernel, VGCF_online, CpuUserRegs, StartInfo, VcpuGuestContext,
 )
-from xl.device import device_add
+from xl.device import device_add, remove_devices
 from xl.domain_store import make_domain_entries, remove_domain_entries
 from xl.privcmd import HypercallError, Privcmd
 
@@ -235,5 +235,9 @@ def _uuid_text(raw: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def destroy_domain(pc: Privcmd, domid: int) -> None:
+def destroy_domain(pc: Privcmd, domid: int, xs=None) -> None:
+    """Destroy a domain; given the store, its devices go first, so every
+    backend lets go of it (libxl's order)."""
+    if xs is not None:
+        remove_devices(xs, domid)
     _domctl(pc, XEN_DOMCTL_destroydomain, domid, what="destroydomain")

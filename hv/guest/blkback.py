@@ -19,6 +19,7 @@ device (the ring is no longer read).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,23 @@ BATCH = 32
 # The backend's CPU cost: per request, and per page of data moved.
 REQUEST_NS = 2_000
 PAGE_NS = 500
+
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = None
+
+
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """fallocate(PUNCH_HOLE | KEEP_SIZE): what Linux's blkback asks of the
+    disk for a discard."""
+    global _libc
+    if not length:
+        return True
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long)
+    return _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
 
 class Blkback(XenbusDevice):
@@ -97,7 +115,7 @@ class Blkback(XenbusDevice):
                             ("feature-max-indirect-segments", MAX_INDIRECT_SEGMENTS),
                             ("feature-persistent", 1), ("max-ring-page-order", 0)):
             xs_write(self.k, v, f"{node}/{name}", value)
-        self.switch_state(v, XenbusStateInitWait)
+        self.wait_for_frontend(v)
 
     def otherend_changed(self, v: "VCPU", state: int) -> None:
         if state in (XenbusStateInitialised, XenbusStateConnected):
@@ -220,11 +238,25 @@ class Blkback(XenbusDevice):
         if op == BLKIF_OP_INDIRECT:
             return self._indirect(v, req)
         if op in (BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE_BARRIER):
+            # Data carried with a flush or barrier is written first, then
+            # everything before it reaches the disk.
             self.stats["f_req"] += 1
             if self.readonly:
                 return self._fail(v, op, req_id, "flush of a read-only disk")
-            os.fsync(self.fd)
-            return BLKIF_RSP_OKAY, op, req_id, 0
+            pages = 0
+            if nseg:
+                if nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST:
+                    return self._fail(v, op, req_id, f"{nseg} segments")
+                segs = [SEGMENT.unpack_from(req, REQUEST_HEAD.size + i * SEGMENT.size)
+                        for i in range(nseg)]
+                status, _op, _id, pages = self._rw(v, BLKIF_OP_WRITE, req_id, sector, segs)
+                if status != BLKIF_RSP_OKAY:
+                    return status, op, req_id, 0
+            try:
+                os.fsync(self.fd)
+            except OSError as e:
+                return self._fail(v, op, req_id, f"fsync: {e.strerror}")
+            return BLKIF_RSP_OKAY, op, req_id, pages
         if op == BLKIF_OP_DISCARD:
             _op, _flag, _h, req_id, sector, count = DISCARD.unpack_from(req)
             return self._discard(v, req_id, sector, count)
@@ -276,11 +308,20 @@ class Blkback(XenbusDevice):
             for (_gref, first, last), mfn in zip(segs, mfns):
                 start, length = first * SECTOR_SIZE, (last - first + 1) * SECTOR_SIZE
                 frame = self.k.mapped(mfn, not write)
-                if write:
-                    os.pwrite(fd, frame[start:start + length], offset)
-                else:
-                    data = os.pread(fd, length, offset)
-                    frame[start:start + len(data)] = data
+                try:
+                    if write:
+                        done = os.pwrite(fd, frame[start:start + length], offset)
+                    else:
+                        data = os.pread(fd, length, offset)
+                        done = len(data)
+                        frame[start:start + done] = data
+                except OSError as e:
+                    # The host's trouble (a full disk, a file too large) is
+                    # the request's error, never dom0's crash.
+                    return self._fail(v, op, req_id, f"{'write' if write else 'read'} at "
+                                                     f"{offset}: {e.strerror}")
+                if done != length:
+                    return self._fail(v, op, req_id, f"short {'write' if write else 'read'} at {offset}")
                 offset += length
         finally:
             self.k.unmap_grants(v, temporary)
@@ -297,10 +338,14 @@ class Blkback(XenbusDevice):
             missing = [g for g in dict.fromkeys(grefs) if g not in self.pgrants]
             room = MAX_PERSISTENT_GRANTS - len(self.pgrants)
             keep, extra = missing[:room], missing[room:]
+            failed = False
             for gref, (status, handle, mfn) in zip(keep, k.map_grants(v, self.otherend_id, keep, False)):
-                if status != GNTST_okay:
-                    return None, []
-                self.pgrants[gref] = (handle, mfn)
+                if status == GNTST_okay:
+                    self.pgrants[gref] = (handle, mfn)     # kept, so unmapped at close
+                else:
+                    failed = True
+            if failed:
+                return None, []
             temporary = {}
             for gref, (status, handle, mfn) in zip(extra, k.map_grants(v, self.otherend_id, extra, False)):
                 if status == GNTST_okay:
@@ -322,11 +367,8 @@ class Blkback(XenbusDevice):
             return self._fail(v, BLKIF_OP_DISCARD, req_id, "discard on a read-only disk")
         if sector + count > self.sectors:
             return self._fail(v, BLKIF_OP_DISCARD, req_id, f"discard {sector}+{count} beyond the disk")
-        # Discarded sectors read back as zeros here (discard-zeroes-data).
-        offset, left = sector * SECTOR_SIZE, count * SECTOR_SIZE
-        zeros = bytes(min(left, 1 << 20))
-        while left:
-            n = os.pwrite(self.fd, zeros[:min(left, len(zeros))], offset)
-            offset += n
-            left -= n
+        # The file's blocks are given back (a hole reads as zeros), in one
+        # call, whatever the size; a file system that can't is not asked again.
+        if not punch_hole(self.fd, sector * SECTOR_SIZE, count * SECTOR_SIZE):
+            return BLKIF_RSP_EOPNOTSUPP, BLKIF_OP_DISCARD, req_id, 0
         return BLKIF_RSP_OKAY, BLKIF_OP_DISCARD, req_id, 0

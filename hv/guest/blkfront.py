@@ -318,6 +318,11 @@ class Blkfront(XenbusDevice):
         page = self.k.page(self.ring_pfn)
         ring = self.ring
         while True:
+            if ring.response_prod_overflow(page):
+                # A backend that lies about its responses (Linux: "illegal
+                # number of responses"): the disk is given up.
+                self.fatal(v, "the backend's response producer ran past the ring")
+                return
             while ring.unconsumed(page):
                 req_id, _op, status = RESPONSE.unpack_from(ring.consume(page))
                 self._complete(v, req_id, status)
@@ -332,9 +337,10 @@ class Blkfront(XenbusDevice):
             self.log(v, "bogus response", req_id)
             return
         op, sector, pages, temporary, ndata = req
-        gt = self.k.gnttab
         for ref in temporary:
-            gt.end_foreign_access(ref, readonly=op == BLKIF_OP_WRITE)
+            # A backend still holding a grant it answered for keeps that
+            # page out of the pool until it lets go.
+            self.k.end_access(ref)
         job = self.job
         if status != BLKIF_RSP_OKAY:
             self.stats["errors"] += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.guest.image import KERNEL_ENTRY, SECONDARY_ENTRY
-from hv.guest.kernel import FOREVER, PVKernel, VcpuState
+from hv.guest.kernel import FOREVER, KernelPanic, PVKernel, VcpuState
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -162,7 +162,11 @@ class PVGuestCPU:
             xen.in_guest = False
 
     def _upcall(self, k: PVKernel, v: "VCPU") -> None:
-        handled, sel = k.upcall(v)
+        try:
+            handled, sel = k.upcall(v)
+        except KernelPanic as e:
+            k.panic(v, str(e))
+            return
         ports = ",".join(map(str, handled)) or "none"
         self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "upcall", handled,
                             f"cleared upcall_pending, selector {sel:#x}, pending ports {ports}")

@@ -35,7 +35,7 @@ from hv.guest.image import read_module
 from hv.guest.workload import WorkloadError, parse_workload
 from hv.guest.grant_table import GrantTableFull, GuestGrantTable
 from hv.guest.xenbus import Xenbus
-from hv.guest.xenbus_probe import XenbusBus
+from hv.guest.xenbus_probe import XenbusBus, device_of
 from hv.public.io.xs_wire import (
     XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
 )
@@ -693,7 +693,15 @@ class PVKernel:
             self.xs_log.append(("watch-event", path.decode(errors="replace"), ""))
             self.console_write(v, f"xs-watch-event {path.decode(errors='replace')}\n")
         for then, args in calls:
-            then(v, *args)
+            try:
+                then(v, *args)
+            except KernelPanic as e:
+                # A driver that can't go on (no memory, a full grant
+                # table) fails its device, as Linux's xenbus_dev_fatal().
+                dev = device_of(then)
+                if dev is None:
+                    raise
+                dev.fatal(v, str(e))
         if self.deferred_grants and calls:
             self.retry_deferred_grants()
 

@@ -58,6 +58,7 @@ RX_NOTIFY_BATCH = 32
 TX_PACKET_NS = 1_500
 RX_PACKET_NS = 1_000
 ETH_MIN = 14
+INVALID_P2M_ENTRY = (1 << 64) - 1
 MAX_FRAME = 65535
 
 
@@ -105,6 +106,8 @@ class Netback(XenbusDevice):
         self.rx_pending: list[tuple[int, int, int, int]] = []   # (id, gref, buffer, size)
         self.rx_unpushed = 0
         self.broken = False
+        self.broken_why = ""             # closed once the batch that found it is answered
+        self.flip_offered = True
         self.stats = {"tx_packets": 0, "tx_bytes": 0, "tx_errors": 0, "tx_dropped": 0,
                       "rx_packets": 0, "rx_bytes": 0, "rx_errors": 0, "rx_dropped": 0}
 
@@ -133,11 +136,12 @@ class Netback(XenbusDevice):
         if len(rate) == 2 and all(part.isdigit() for part in rate) and int(rate[1]):
             self.shaper = Shaper(int(rate[0]), int(rate[1]) * 1000, self.k.xen.clock.now)
         # What a vif can do: rx-copy always; flipping unless switched off.
-        for name, value in (("feature-rx-copy", 1), ("feature-rx-flip", 0 if text["rx-flip"] == "0" else 1),
+        self.flip_offered = text["rx-flip"] != "0"
+        for name, value in (("feature-rx-copy", 1), ("feature-rx-flip", int(self.flip_offered)),
                             ("feature-sg", 0), ("feature-gso-tcpv4", 0),
                             ("feature-rx-notify", 1)):
             xs_write(self.k, v, f"{self.nodename}/{name}", value)
-        self.switch_state(v, XenbusStateInitWait)
+        self.wait_for_frontend(v)
 
     def otherend_changed(self, v: "VCPU", state: int) -> None:
         if state == XenbusStateConnected and self.state == XenbusStateInitWait:
@@ -156,6 +160,9 @@ class Netback(XenbusDevice):
             self.fatal(v, "reading tx-ring-ref, rx-ring-ref and event-channel")
             return
         self.rx_copy = as_int(values["copy"], 0) == 1
+        if not self.rx_copy and not self.flip_offered:
+            self.fatal(v, "the frontend asks for page flipping, which this vif does not offer")
+            return
         k = self.k
         rings = self.connect_rings(v, (tx_ref, rx_ref), port)
         if rings is None:
@@ -215,6 +222,7 @@ class Netback(XenbusDevice):
                 break
             if ring.request_prod_overflow(page):
                 self._fatal_tx(v, "the frontend's tx producer ran past the ring")
+                more = False
                 break
             if not ring.unconsumed(page):
                 if not ring.final_check(page):
@@ -226,6 +234,7 @@ class Netback(XenbusDevice):
                 break
             taken = self._take_slots(v, page)
             if taken is None:
+                more = False
                 break
             requests, status, slots = taken
             packets.append((requests, status, len(copies), len(slots)))
@@ -248,7 +257,11 @@ class Netback(XenbusDevice):
         cost = TX_PACKET_NS * len(packets)
         for vif in touched.values():
             cost += vif.flush_rx(v, final=not more)
-        if more:
+        if self.broken_why:
+            # Only now, with what came before answered, does the vif close.
+            why, self.broken_why = self.broken_why, ""
+            self.fatal(v, why)
+        elif more and packets:
             k.queue_work(self)
         return cost
 
@@ -327,12 +340,16 @@ class Netback(XenbusDevice):
                 touched[port] = vif
         return NETIF_RSP_OKAY if delivered or not ports else NETIF_RSP_DROPPED
 
+    def packets_pending(self) -> bool:
+        return bool(self.rx_pending)
+
     def _fatal_tx(self, v: "VCPU", why: str) -> None:
-        """netbk_fatal_tx_err(): the vif stops; only this guest loses it."""
+        """xenvif_fatal_tx_err(): the vif stops taking requests; only this
+        guest loses it (it closes when the batch is over)."""
         self.broken = True
+        self.broken_why = why
         self.stats["tx_errors"] += 1
         self.k.kernel_log(v, f"netback: {self.vifname}: fatal error: {why}")
-        self.fatal(v, why)
 
     # ------------------------------------------------------------ receive
     def receive(self, v: "VCPU", frame: bytes) -> bool:
@@ -406,10 +423,15 @@ class Netback(XenbusDevice):
                 k.p2m_set(pfn, got.extent_start[0])
                 self.buffer_mfns[-1] = got.extent_start[0]
             else:
-                # No page to replace it: this buffer is gone for good.
-                self.buffers.pop()
+                # No page to replace it: this buffer is gone for good (its
+                # pfn stays taken, with no frame behind it).
+                k.p2m_set(self.buffers.pop(), INVALID_P2M_ENTRY)
                 self.buffer_mfns.pop()
                 k.kernel_log(v, f"netback: {self.vifname}: no memory to replace a flipped page")
+                if len(self.buffers) < XEN_NETIF_NR_SLOTS_MIN + 1:
+                    self.broken = True
+                    self.broken_why = "too few pages left to receive into"
+                    k.queue_work(self)
         return out.status == GNTST_okay
 
     def flush_rx(self, v: "VCPU", final: bool) -> int:

@@ -208,15 +208,20 @@ class Netfront(XenbusDevice):
             self.k.p2m_set(pfn, mfn)
 
     def _new_id(self) -> int:
-        self.next_id = (self.next_id + 1) & 0xFFFF
-        return self.next_id
+        """A request id not in use on either ring (a backend may sit on one
+        for ever; the 16-bit ids must not wrap onto it)."""
+        while True:
+            self.next_id = (self.next_id + 1) & 0xFFFF
+            if self.next_id not in self.tx_inflight and self.next_id not in self.rx_posted:
+                return self.next_id
 
     # ------------------------------------------------------------ events
     def interrupt(self, v: "VCPU", port: int) -> None:
         if self.tx_ref < 0:
             return
         self._tx_done(v)
-        self._rx_done(v)
+        if self.tx_ref >= 0:
+            self._rx_done(v)
         self.send(v, [])
 
     def _tx_done(self, v: "VCPU") -> None:
@@ -224,6 +229,9 @@ class Netfront(XenbusDevice):
         page = k.page(self.tx_pfn)
         ring = self.tx
         while True:
+            if ring.response_prod_overflow(page):
+                self.fatal(v, "the backend's tx response producer ran past the ring")
+                return
             while ring.unconsumed(page):
                 req_id, status = TX_RESPONSE.unpack_from(ring.consume(page))
                 sent = self.tx_inflight.pop(req_id, None)
@@ -245,6 +253,9 @@ class Netfront(XenbusDevice):
         now = k.now(v)
         replies = []
         while True:
+            if ring.response_prod_overflow(page):
+                self.fatal(v, "the backend's rx response producer ran past the ring")
+                return
             while ring.unconsumed(page):
                 req_id, offset, _flags, status = RX_RESPONSE.unpack_from(ring.consume(page))
                 posted = self.rx_posted.pop(req_id, None)

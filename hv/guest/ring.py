@@ -142,6 +142,11 @@ class RingEnd:
         more requests than the ring has slots beyond what we answered."""
         return ((get(page, REQ_PROD) - self.prod_pvt) & WRAP) > self.nr_ents
 
+    def response_prod_overflow(self, page) -> bool:
+        """RING_RESPONSE_PROD_OVERFLOW (front): the backend claims more
+        responses than the ring holds."""
+        return ((get(page, RSP_PROD) - self.cons) & WRAP) > self.nr_ents
+
     def final_check(self, page) -> bool:
         """RING_FINAL_CHECK_FOR_*: before sleeping, ask to be told of the
         next entry, then look once more (one may have come meanwhile)."""

@@ -112,7 +112,9 @@ class VtpmManager:
             return packet[:4] + build_response(TPM_FAIL)
         try:
             return packet[:4] + inst.tpm.execute(packet[4:])
-        except SwtpmError:
+        except (SwtpmError, OSError):
+            # The host's trouble (swtpm gone, the state file not written)
+            # is the command's failure, never dom0's crash.
             return packet[:4] + build_response(TPM_FAIL)
 
     def close(self, number: int) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from hv.public.io.xenbus import (
     XENBUS_STATE_NAMES, XenbusStateClosed, XenbusStateClosing, XenbusStateInitialising,
-    XenbusStateUnknown,
+    XenbusStateInitWait, XenbusStateUnknown,
 )
 from hv.public.grant_table import GNTST_okay
 from hv.public.io.xs_wire import XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE
@@ -74,6 +74,17 @@ class Gather:
         self.left -= 1
         if not self.left:
             self.then(v, self.values, *self.ctx)
+
+
+def device_of(call) -> "XenbusDevice | None":
+    """The device a reply or event was for, if any."""
+    owner = getattr(call, "__self__", None)
+    if isinstance(owner, Gather):
+        owner = getattr(owner.then, "__self__", None)
+    return owner if isinstance(owner, XenbusDevice) else None
+
+
+U32_MAX = 0xFFFFFFFF
 
 
 def as_int(value: bytes | None, default: int | None = None) -> int | None:
@@ -147,6 +158,10 @@ class XenbusDevice:
         mfn) of each page, or None when the frontend's word was no good
         (the device then closes, with the reason where the toolstack looks)."""
         k = self.k
+        if not all(0 <= n <= U32_MAX for n in (*refs, port)):
+            # What the frontend wrote can't be a grant reference or a port.
+            self.fatal(v, f"ring-ref {' '.join(map(str, refs))} or event-channel {port} out of range")
+            return None
         maps = k.map_grants(v, self.otherend_id, refs, False)
         mapped = [h for status, h, _m in maps if status == GNTST_okay]
         if len(mapped) != len(maps):
@@ -162,6 +177,12 @@ class XenbusDevice:
         self.port = local
         k.irqs[local] = self
         return [(h, m) for _s, h, m in maps]
+
+    def wait_for_frontend(self, v: "VCPU") -> None:
+        """Publish InitWait; a frontend already further on is met now."""
+        self.switch_state(v, XenbusStateInitWait)
+        if self.otherend_state not in (XenbusStateUnknown, XenbusStateInitialising):
+            self.otherend_changed(v, self.otherend_state)
 
     def follow_frontend_closing(self, v: "VCPU", state: int) -> None:
         if state == XenbusStateClosing:

@@ -60,3 +60,23 @@ def vbd(path: str, vdev: str = "xvda", devid: int = 51712, mode: str = "w",
                   back={"params": path, "mode": mode, "type": "phy", "dev": vdev,
                         "device-type": "disk", "removable": 0, "bootable": 1},
                   front={"virtual-device": devid, "device-type": "disk"})
+
+
+def paused_guest(host: Host, xs: XsClient, name: str, devices=(), memory_mib: int = 32):
+    """A domain with its devices whose kernel never runs: the test plays
+    its frontends through the store and its pages."""
+    from dataclasses import replace
+
+    from xl.device import device_add
+    from xl.dombuild import _uuid_text, build_pv_domain
+    from xl.domain_store import make_domain_entries
+    pc = Privcmd(host.xen)
+    built = build_pv_domain(pc, memory_kib=memory_mib * 1024, unpause=False, workload=["idle"])
+    make_domain_entries(xs, built.domid, name=name, uuid=_uuid_text(bytes(16)),
+                        memory_kib=memory_mib * 1024, maxmem_kib=memory_mib * 1024, vcpus=1,
+                        store_port=built.store_port, store_mfn=built.store_mfn,
+                        console_port=built.console_port, console_mfn=built.console_mfn)
+    xs.introduce(built.domid, built.store_mfn, built.store_port)
+    for dev in devices:
+        device_add(xs, replace(dev, domid=built.domid))
+    return host.xen.domains.get(built.domid), built

@@ -4,20 +4,25 @@ channel; and what a frontend that breaks the rules gets."""
 
 from __future__ import annotations
 
+import os
+import resource
+import signal
+from dataclasses import replace
+
 import pytest
 
 from hv.guest.blkfront import Blkfront, devid_to_name, pattern
-from hv.guest.ring import REQ_PROD, get
+from hv.guest.ring import REQ_PROD, RSP_PROD, get
 from hv.public.grant_table import GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE
 from hv.public.io.blkif import (
-    BLKIF_OP_DISCARD, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+    BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
     BLKIF_RSP_OKAY, DISCARD, REQUEST_HEAD, RESPONSE, SEGMENT, SLOT_SIZE,
 )
 from hv.public.io.xenbus import XenbusStateClosed, XenbusStateConnected
 from hv.xen.audit import audit
 from hv.xen.hypervisor import MiB
-from tests.devices import console, device_host, guest, image, settle, vbd
-from xl.device import backend_closed, device_destroy, device_request_close
+from tests.devices import console, device_host, guest, image, paused_guest, settle, vbd
+from xl.device import backend_closed, device_add, device_destroy, device_request_close
 from xl.dombuild import destroy_domain
 from xl.privcmd import Privcmd
 
@@ -332,3 +337,113 @@ def test_a_dead_guests_disk_lets_go_of_it_and_the_domain_goes(machine, tmp_path)
     assert not xs.exists(be_path)
     settle(host)
     assert not host.dom0.guest.buses[1].devices
+
+
+# ----------------------------------------------------------------- what a hostile guest can't do
+@pytest.mark.parametrize("ring_ref, port", [("-1", "5"), ("4294967296", "5"), ("1", "-1"),
+                                            ("1", "4294967296"), ("x", "5")])
+def test_a_ring_ref_or_port_that_cannot_be_one_fails_only_that_disk(machine, tmp_path, ring_ref, port):
+    host, xs = machine
+    d, _ = paused_guest(host, xs, "liar", [vbd(image(tmp_path))])
+    settle(host, 20)
+    fe = f"/local/domain/{d.domid}/device/vbd/51712"
+    xs.write(f"{fe}/ring-ref", ring_ref)
+    xs.write(f"{fe}/event-channel", port)
+    xs.write(f"{fe}/state", "3")
+    settle(host, 20)
+    error = read_node(xs, f"/local/domain/0/error/backend/vbd/{d.domid}/51712/error")
+    assert "out of range" in error or "reading ring-ref" in error
+    assert backend(host, d).state == 5 and backend(host, d).ring_handle < 0
+    assert audit(host.xen) == []
+
+
+def test_a_request_with_one_bad_segment_leaks_no_mapping(machine, tmp_path):
+    host, xs = machine
+    d, _ = guest(host, xs, "leaky", ["idle"], [vbd(image(tmp_path))])
+    settle(host)
+    be, fe = backend(host, d), frontend(d)
+    v = d.vcpus[0]
+    grefs = [fe.k.grant_access(v, 0, fe.k.alloc_pages(1)[0], readonly=False) for _ in range(2)]
+    entry = bytearray(SLOT_SIZE)
+    REQUEST_HEAD.pack_into(entry, 0, BLKIF_OP_WRITE, 3, 51712, 77, 0)
+    for i, gref in enumerate([grefs[0], 4000, grefs[1]]):
+        SEGMENT.pack_into(entry, REQUEST_HEAD.size + 8 * i, gref, 0, 7)
+    assert raw_requests(host, d, [bytes(entry)]) == [(77, BLKIF_OP_WRITE, BLKIF_RSP_ERROR)]
+    assert set(grefs) <= set(be.pgrants)          # what did map is kept, and so unmapped later
+    domid = d.domid
+    destroy_domain(Privcmd(host.xen), domid, xs)
+    settle(host)
+    assert host.xen.domains.get(domid) is None
+    assert not [m for m in host.dom0.grant_table.maptrack.values() if m.flags and m.domid == domid]
+
+
+def test_the_hosts_disk_saying_no_is_the_requests_error(machine, tmp_path):
+    host, xs = machine
+    path = image(tmp_path)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, old_limit[1]))
+    try:
+        d, built = guest(host, xs, "writer", ["dd write xvda 4M"], [vbd(path)])
+        settle(host, 300)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert "dd: xvda: I/O error at sector" in console(host, built)
+    assert backend(host, d).stats["errors"] >= 1
+
+
+def test_discard_gives_the_files_blocks_back_at_once(machine, tmp_path):
+    host, xs = machine
+    path = image(tmp_path, size=64 * MiB)
+    d, _ = guest(host, xs, "trim", ["dd write xvda 8M"], [vbd(path)])
+    settle(host, 200)
+    before = os.stat(path).st_blocks
+    discard = bytearray(SLOT_SIZE)
+    DISCARD.pack_into(discard, 0, BLKIF_OP_DISCARD, 0, 51712, 3, 0, 16384)
+    assert raw_requests(host, d, [bytes(discard)]) == [(3, BLKIF_OP_DISCARD, BLKIF_RSP_OKAY)]
+    assert os.stat(path).st_blocks < before // 4
+    assert open(path, "rb").read(8 * MiB) == bytes(8 * MiB)
+
+
+def test_a_flush_carrying_data_writes_it_before_flushing(machine, tmp_path):
+    host, xs = machine
+    path = image(tmp_path)
+    d, _ = guest(host, xs, "fua", ["idle"], [vbd(path)])
+    settle(host)
+    fe = frontend(d)
+    (pfn,) = fe.k.alloc_pages(1)
+    fe.k.page(pfn)[:4096] = b"F" * 4096
+    # With persistent grants every page is granted writable.
+    gref = fe.k.grant_access(d.vcpus[0], 0, pfn, readonly=False)
+    entry = bytearray(SLOT_SIZE)
+    REQUEST_HEAD.pack_into(entry, 0, BLKIF_OP_FLUSH_DISKCACHE, 1, 51712, 5, 16)
+    SEGMENT.pack_into(entry, REQUEST_HEAD.size, gref, 0, 7)
+    assert raw_requests(host, d, [bytes(entry)]) == [(5, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_RSP_OKAY)]
+    assert open(path, "rb").read()[16 * 512:16 * 512 + 4096] == b"F" * 4096
+
+
+def test_a_backend_whose_responses_run_past_the_ring_loses_the_disk_not_the_guest(machine, tmp_path):
+    host, xs = machine
+    d, built = guest(host, xs, "victim", ["sleep 20ms", "dd read xvda 4k", "echo still here"],
+                     [vbd(image(tmp_path))])
+    settle(host, 10)
+    fe = frontend(d)
+    page = fe.k.page(fe.ring_pfn)
+    page[RSP_PROD:RSP_PROD + 4] = ((fe.ring.cons + (1 << 31)) & 0xFFFFFFFF).to_bytes(4, "little")
+    fe.interrupt(d.vcpus[0], fe.port)                   # as if the backend had notified
+    settle(host, 50)
+    out = console(host, built)
+    assert "the backend's response producer ran past the ring" in read_node(
+        xs, f"/local/domain/{d.domid}/error/device/vbd/51712/error")
+    assert "dd: xvda:" in out and "still here" in out
+
+
+def test_a_guest_out_of_memory_for_a_new_disk_fails_that_disk(machine, tmp_path):
+    host, xs = machine
+    d, built = guest(host, xs, "small", ["balloon 1M", "idle"], memory_mib=8)
+    settle(host, 100)
+    device_add(xs, replace(vbd(image(tmp_path)), domid=d.domid))
+    settle(host, 100)
+    assert "out of memory" in read_node(xs, f"/local/domain/{d.domid}/error/device/vbd/51712/error")
+    assert not d.is_dying

@@ -13,11 +13,11 @@ import pytest
 from hv.guest.ether import build_ethernet, build_ipv4, build_tcp, ip_to_bytes, mac_from_str
 from hv.guest.netfront import Netfront
 from hv.guest.pcap import read_pcap
-from hv.guest.ring import REQ_PROD, get
+from hv.guest.ring import REQ_PROD, RSP_PROD, get
 from hv.public.io.netif import NETIF_RSP_DROPPED, NETIF_RSP_ERROR, TX_REQUEST, TX_RESPONSE
 from hv.public.io.xenbus import XenbusStateConnected
 from hv.xen.audit import audit
-from tests.devices import console, device_host, guest, settle
+from tests.devices import console, device_host, guest, paused_guest, settle
 from xl.device import Device, device_destroy
 from xl.dombuild import destroy_domain
 from xl.privcmd import Privcmd
@@ -323,3 +323,51 @@ def test_a_dead_guests_vif_is_released_and_leaves_the_bridge(machine):
     settle(host, 5)
     assert not [n for n in host.dom0.guest.buses[1].devices if n.startswith(f"backend/vif/{domid}/")]
     assert ip_to_bytes("10.0.0.1")
+
+
+def test_a_bad_packet_after_good_ones_in_one_batch_closes_the_vif_after_answering(machine):
+    host, xs = machine
+    a, ba, b, bb = pair(host, xs, [])
+    settle(host, 20)
+    good = build_ethernet(BROADCAST, mac_from_str("00:16:3e:00:00:01"), 0x0800,
+                          build_ipv4("10.0.0.1", "10.0.0.2", 17, b"\0" * 8, ident=1))
+    front = netfront(a)
+    (pfn,) = front.k.alloc_pages(1)
+    front.k.page(pfn)[:len(good)] = good
+    ref = front.k.grant_access(a.vcpus[0], front.otherend_id, pfn, readonly=True)
+    replies = raw_tx(host, a, requests=[TX_REQUEST.pack(ref, 0, 0, 1, len(good)),
+                                        TX_REQUEST.pack(ref, 4000, 0, 2, 200)])
+    assert replies[0] == (1, 0)                        # the good one went out
+    assert netback(host, b).stats["rx_packets"] == 1
+    error = xs.read(f"/local/domain/0/error/backend/vif/{a.domid}/0/error").decode()
+    assert "crosses its page" in error
+    assert audit(host.xen) == []
+
+
+def test_a_frontend_asking_for_flipping_the_vif_does_not_offer_loses_it(machine):
+    host, xs = machine
+    d, _ = paused_guest(host, xs, "flipper", [vif(1, **{"rx-flip": "0"})])
+    settle(host, 20)
+    be = f"/local/domain/0/backend/vif/{d.domid}/0"
+    assert xs.read(f"{be}/feature-rx-flip") == b"0"
+    fe = f"/local/domain/{d.domid}/device/vif/0"
+    for name, value in (("tx-ring-ref", "8"), ("rx-ring-ref", "9"), ("event-channel", "5"),
+                        ("request-rx-copy", "0"), ("state", "4")):
+        xs.write(f"{fe}/{name}", value)
+    settle(host, 20)
+    assert "does not offer" in xs.read(f"/local/domain/0/error/backend/vif/{d.domid}/0/error").decode()
+    assert int(xs.read(f"{be}/state")) == 5
+
+
+def test_a_backend_whose_rx_responses_run_past_the_ring_loses_the_vif_not_the_guest(machine):
+    host, xs = machine
+    a, ba, b, bb = pair(host, xs, ["sleep 20ms", "echo still here"])
+    settle(host, 10)
+    front = netfront(a)
+    page = front.k.page(front.rx_pfn)
+    page[RSP_PROD:RSP_PROD + 4] = ((front.rx.cons + (1 << 31)) & 0xFFFFFFFF).to_bytes(4, "little")
+    front.interrupt(a.vcpus[0], front.port)
+    settle(host, 50)
+    error = xs.read(f"/local/domain/{a.domid}/error/device/vif/0/error").decode()
+    assert "rx response producer ran past the ring" in error
+    assert "still here" in console(host, ba)

@@ -494,13 +494,15 @@ def test_stale_socket_is_replaced(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         # A live daemon's socket is not taken over, and the server that
         # could not start keeps no descriptor open.
-        gc.collect()            # earlier garbage must not close its files mid-count
-        fds = len(os.listdir("/proc/self/fd"))
+        gc.collect()
+        fds = set(os.listdir("/proc/self/fd"))
         for _ in range(3):
             with pytest.raises(OSError) as e:
                 host.serve_xenstore(path)
             assert e.value.errno == errno.EADDRINUSE
-        assert len(os.listdir("/proc/self/fd")) == fds
+        # Nothing new is left open (earlier tests' garbage may close some
+        # of its own meanwhile).
+        assert set(os.listdir("/proc/self/fd")) <= fds
         assert len(host.servers) == 1
         w = Wire(path)
         assert w.request(XS_READ, b"/fresh\0") == (XS_READ, b"yes")

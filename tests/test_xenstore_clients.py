@@ -500,8 +500,12 @@ def test_stale_socket_is_replaced(tmp_path):
             with pytest.raises(OSError) as e:
                 host.serve_xenstore(path)
             assert e.value.errno == errno.EADDRINUSE
-        # Nothing new is left open (earlier tests' garbage may close some
-        # of its own meanwhile).
+        # Nothing new is left open (earlier tests' garbage may close some of
+        # its own meanwhile, and the live server's thread is still hanging
+        # up on the probes that found it alive).
+        deadline = time.monotonic() + 5
+        while not set(os.listdir("/proc/self/fd")) <= fds and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert set(os.listdir("/proc/self/fd")) <= fds
         assert len(host.servers) == 1
         w = Wire(path)

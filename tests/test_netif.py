@@ -371,3 +371,23 @@ def test_a_backend_whose_rx_responses_run_past_the_ring_loses_the_vif_not_the_gu
     error = xs.read(f"/local/domain/{a.domid}/error/device/vif/0/error").decode()
     assert "rx response producer ran past the ring" in error
     assert "still here" in console(host, ba)
+
+
+def test_packets_longer_than_the_promised_slots_are_dropped_and_far_longer_ones_cost_the_vif(machine):
+    host, xs = machine
+    a, ba, b, bb = pair(host, xs, [])
+    settle(host, 20)
+    more = 4                                             # NETTXF_more_data
+
+    def packet(first_id: int, slots: int) -> list[bytes]:
+        return [TX_REQUEST.pack(8, 0, more if i < slots - 1 else 0, first_id + i, 100)
+                for i in range(slots)]
+
+    # 19 slots: more than the 18 a frontend is promised; dropped, vif kept.
+    replies = raw_tx(host, a, requests=packet(100, 19))
+    assert replies == [(100 + i, NETIF_RSP_ERROR) for i in range(19)]
+    assert not netback(host, a).broken
+    # 20 slots: taken for an attack; the vif goes.
+    raw_tx(host, a, requests=packet(200, 20))
+    assert netback(host, a).broken if f"vif{a.domid}.0" in host.dom0.guest.network.vifs else True
+    assert "20 slots or more" in xs.read(f"/local/domain/0/error/backend/vif/{a.domid}/0/error").decode()

@@ -58,6 +58,8 @@ RX_NOTIFY_BATCH = 32
 TX_PACKET_NS = 1_500
 RX_PACKET_NS = 1_000
 ETH_MIN = 14
+# Linux netback's fatal_skb_slots: a packet this long is taken for an attack.
+FATAL_SLOTS = 20
 INVALID_P2M_ENTRY = (1 << 64) - 1
 MAX_FRAME = 65535
 
@@ -279,8 +281,8 @@ class Netback(XenbusDevice):
                 return None
             gref, offset, flags, req_id, size = TX_REQUEST.unpack(ring.consume(page))
             requests.append(req_id)
-            if len(requests) > XEN_NETIF_NR_SLOTS_MIN:
-                self._fatal_tx(v, f"a packet of more than {XEN_NETIF_NR_SLOTS_MIN} slots")
+            if len(requests) >= FATAL_SLOTS:
+                self._fatal_tx(v, f"a packet of {FATAL_SLOTS} slots or more")
                 return None
             if offset + min(size, PAGE_SIZE) > PAGE_SIZE or (len(requests) > 1 and size > PAGE_SIZE):
                 self._fatal_tx(v, f"a slot crosses its page (offset {offset}, size {size})")
@@ -291,7 +293,9 @@ class Netback(XenbusDevice):
             if not flags & NETTXF_more_data:
                 break
         # The first slot's size is the whole packet's; the rest say their own.
-        if total < ETH_MIN or total > MAX_FRAME:
+        # Past the slots a frontend is promised, the packet is dropped (and
+        # past a few more, the vif is taken away, above).
+        if len(requests) > XEN_NETIF_NR_SLOTS_MIN or total < ETH_MIN or total > MAX_FRAME:
             self.stats["tx_errors"] += 1
             return requests, NETIF_RSP_ERROR, []
         if len(copies) > 1:

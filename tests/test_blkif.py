@@ -447,3 +447,25 @@ def test_a_guest_out_of_memory_for_a_new_disk_fails_that_disk(machine, tmp_path)
     settle(host, 100)
     assert "out of memory" in read_node(xs, f"/local/domain/{d.domid}/error/device/vbd/51712/error")
     assert not d.is_dying
+
+
+def test_a_frontend_that_closes_and_starts_again_reconnects(machine, tmp_path):
+    host, xs = machine
+    path = image(tmp_path)
+    d, built = guest(host, xs, "reload", ["sleep 200ms", "dd write xvda 64k", "dd verify xvda 64k"],
+                     [vbd(path)])
+    settle(host, 20)
+    fe, be = frontend(d), backend(host, d)
+    v = d.vcpus[0]
+    fe.switch_state(v, 5)                       # the guest unloads its driver: Closing
+    settle(host, 20)
+    assert (fe.state, be.state) == (XenbusStateClosed, XenbusStateClosed)
+    assert be.ring_handle < 0 and fe.ring_ref == -1
+    fe.failed = ""
+    fe.switch_state(v, 1)                       # and loads it again: Initialising
+    settle(host, 20)
+    assert (fe.state, be.state) == (XenbusStateConnected, XenbusStateConnected)
+    settle(host, 300)
+    assert console(host, built).rstrip().endswith("verify ok")
+    names = [r.name for r in host.xen.trace if r.kind == "device" and r.domid == 0]
+    assert "reconnect" in names

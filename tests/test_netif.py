@@ -391,3 +391,23 @@ def test_packets_longer_than_the_promised_slots_are_dropped_and_far_longer_ones_
     raw_tx(host, a, requests=packet(200, 20))
     assert netback(host, a).broken if f"vif{a.domid}.0" in host.dom0.guest.network.vifs else True
     assert "20 slots or more" in xs.read(f"/local/domain/0/error/backend/vif/{a.domid}/0/error").decode()
+
+
+def test_a_vif_whose_frontend_closes_and_starts_again_reconnects(machine):
+    host, xs = machine
+    a, ba, b, bb = pair(host, xs, ["sleep 200ms", "ping 10.0.0.2 -c 2 -i 0.1"])
+    settle(host, 20)
+    front, v = netfront(a), a.vcpus[0]
+    front.switch_state(v, 5)
+    settle(host, 20)
+    be = f"/local/domain/0/backend/vif/{a.domid}/0"
+    assert front.state == 6 and int(xs.read(f"{be}/state")) == 6
+    assert f"vif{a.domid}.0" not in host.dom0.guest.network.bridge("xenbr0").ports
+    front.failed = ""
+    front.switch_state(v, 1)
+    settle(host, 20)
+    assert front.state == XenbusStateConnected
+    assert f"vif{a.domid}.0" in host.dom0.guest.network.bridge("xenbr0").ports
+    settle(host, 600)
+    assert "2 packets transmitted, 2 received, 0% packet loss" in console(host, ba)
+    assert audit(host.xen) == []

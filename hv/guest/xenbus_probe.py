@@ -185,7 +185,13 @@ class XenbusDevice:
             self.otherend_changed(v, self.otherend_state)
 
     def follow_frontend_closing(self, v: "VCPU", state: int) -> None:
-        if state == XenbusStateClosing:
+        """The frontend closing, or starting again after it closed (a
+        driver reloaded in the guest: "prepare for reconnect")."""
+        if state == XenbusStateInitialising and self.state == XenbusStateClosed:
+            self.log(v, "reconnect")
+            self.broken = False
+            self.switch_state(v, XenbusStateInitWait)
+        elif state == XenbusStateClosing:
             self.switch_state(v, XenbusStateClosing)
         elif state == XenbusStateClosed:
             self.close(v)

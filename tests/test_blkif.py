@@ -469,3 +469,20 @@ def test_a_frontend_that_closes_and_starts_again_reconnects(machine, tmp_path):
     assert console(host, built).rstrip().endswith("verify ok")
     names = [r.name for r in host.xen.trace if r.kind == "device" and r.domid == 0]
     assert "reconnect" in names
+
+
+def test_a_grant_still_mapped_is_revoked_once_let_go_even_with_the_store_quiet(machine, tmp_path):
+    host, xs = machine
+    d, _ = guest(host, xs, "patient", ["idle"], [vbd(image(tmp_path))])
+    settle(host)
+    k, v = d.guest, d.vcpus[0]
+    (pfn,) = k.alloc_pages(1)
+    ref = k.grant_access(v, 0, pfn, readonly=False)
+    ((status, handle, _mfn),) = host.dom0.guest.map_grants(host.dom0.vcpus[0], d.domid, (ref,), False)
+    assert status == 0
+    k.end_access(v, ref, pfn)                     # mapped by dom0: deferred
+    assert (ref, pfn) in k.deferred_grants and pfn in k.allocated
+    host.dom0.guest.unmap_grants(host.dom0.vcpus[0], [handle])
+    settle(host, 1500)                            # no store traffic: the timer retries
+    assert k.deferred_grants == [] and pfn not in k.allocated
+    assert k.gnttab.flags(ref) == 0

@@ -194,7 +194,7 @@ class Blkfront(XenbusDevice):
         if self.ring_ref >= 0:
             granted[self.ring_pfn] = self.ring_ref
         for pfn, ref in granted.items():
-            k.end_access(ref, pfn)
+            k.end_access(v, ref, pfn)
         k.free_pages([pfn for pfn in self.all_pages if pfn not in granted])
         self.pool_grants.clear()
         self.inflight.clear()
@@ -340,7 +340,7 @@ class Blkfront(XenbusDevice):
         for ref in temporary:
             # A backend still holding a grant it answered for keeps that
             # page out of the pool until it lets go.
-            self.k.end_access(ref)
+            self.k.end_access(v, ref)
         job = self.job
         if status != BLKIF_RSP_OKAY:
             self.stats["errors"] += 1

@@ -106,6 +106,20 @@ _CONS_IDX = XenconsInterface.offsetof("in_cons")
 _CONS_OUT_SIZE = 2048
 
 
+DEFERRED_RETRY_NS = 1_000_000_000
+
+
+class GrantReaper:
+    """The driver timer that tries the deferred grant revocations again."""
+
+    def __init__(self, k: "PVKernel"):
+        self.k = k
+
+    def do_work(self, v: "VCPU") -> int:
+        self.k.retry_deferred_grants(v)
+        return 0
+
+
 class KernelPanic(Exception):
     """Something the kernel cannot go on from: it crashes its domain."""
 
@@ -164,6 +178,7 @@ class PVKernel:
         self.free_vas: list[int] = []
         self.next_va = MAP_AREA
         self.deferred_grants: list[tuple[int, int]] = []   # (ref, pfn) still mapped by the other end
+        self.reaper = GrantReaper(self)
         boot = [("start_info",), ("callbacks",), ("shared_info",)]
         boot += [("bind_timer", i) for i in range(len(d.vcpus))]
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
@@ -487,20 +502,23 @@ class PVKernel:
         """A frame we mapped from another domain, through our mapping."""
         return self.xen.frames.map_domain_page(self.d, mfn, writable=writable)
 
-    def end_access(self, ref: int, pfn: int = 0) -> None:
+    def end_access(self, v: "VCPU", ref: int, pfn: int = 0) -> None:
         """gnttab_end_foreign_access(): revoke a grant and free its page; a
         grant the other end still maps is revoked (and the page freed)
-        later, once it lets go, never under its feet."""
+        later, once it lets go, never under its feet: it is tried again on
+        the next store traffic, and each second (Linux's deferred list)."""
         if self.gnttab.end_foreign_access(ref, readonly=False):
             if pfn:
                 self.free_pages([pfn])
-        else:
-            self.deferred_grants.append((ref, pfn))
+            return
+        self.deferred_grants.append((ref, pfn))
+        if v.vcpu_id == 0 and self.reaper not in self.driver_timers:
+            self.call_at(v, self.now(v) + DEFERRED_RETRY_NS, self.reaper)
 
-    def retry_deferred_grants(self) -> None:
+    def retry_deferred_grants(self, v: "VCPU") -> None:
         waiting, self.deferred_grants = self.deferred_grants, []
         for ref, pfn in waiting:
-            self.end_access(ref, pfn)
+            self.end_access(v, ref, pfn)
 
     def alloc_unbound(self, v: "VCPU", remote: int) -> int:
         return self.must(v, "alloc_unbound", HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
@@ -703,7 +721,7 @@ class PVKernel:
                     raise
                 dev.fatal(v, str(e))
         if self.deferred_grants and calls:
-            self.retry_deferred_grants()
+            self.retry_deferred_grants(v)
 
     # ------------------------------------------------------------ console
     def console_write(self, v: "VCPU", text: str) -> None:

@@ -143,7 +143,7 @@ class Netfront(XenbusDevice):
             granted[self.tx_pfn] = self.tx_ref
             granted[self.rx_pfn] = self.rx_ref
         for pfn, ref in granted.items():
-            k.end_access(ref, pfn)
+            k.end_access(v, ref, pfn)
         frameless = []
         for pfn, ref in self.rx_posted.values():
             if self.flip:
@@ -153,7 +153,7 @@ class Netfront(XenbusDevice):
                     frameless.append(pfn)
                 k.free_pages([pfn])
             else:
-                k.end_access(ref, pfn)
+                k.end_access(v, ref, pfn)
         if frameless:
             # Pages whose frames we gave up for flipping get frames again.
             done, out = k.hypercall(v, HYPERVISOR_memory_op, XENMEM_populate_physmap,
@@ -239,7 +239,7 @@ class Netfront(XenbusDevice):
                     self.stats["tx_errors"] += 1
                     continue
                 pfn, ref = sent
-                k.end_access(ref)
+                k.end_access(v, ref)
                 self.tx_free.append(pfn)
                 if status != NETIF_RSP_OKAY:
                     self.stats["tx_errors"] += 1
@@ -272,7 +272,7 @@ class Netfront(XenbusDevice):
                         self.stats["rx_errors"] += 1
                         continue
                 else:
-                    k.end_access(ref)
+                    k.end_access(v, ref)
                 if status > 0 and offset + status <= PAGE_SIZE:
                     frame = bytes(k.page(pfn, False)[offset:offset + status])
                     self.stats["rx_packets"] += 1

@@ -141,7 +141,7 @@ class Tpmfront(XenbusDevice):
             self.port = 0
         if self.ring_ref >= 0:
             # The page goes back once the backend has let go of it.
-            k.end_access(self.ring_ref, self.page_pfn)
+            k.end_access(v, self.ring_ref, self.page_pfn)
         self.ring_ref, self.page_pfn = -1, 0
         for cmd in ([self.current] if self.current else []) + self.queue:
             cmd.error = cmd.error or "device closed"

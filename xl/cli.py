@@ -3,9 +3,16 @@ one toolstack call and renders the answer."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+
 import typer
 
 from xl import __version__
+from xl.client import XlError, connect, running, start
+from xl.service import state_dir
 from hv.xen.version import XEN_EXTRA, XEN_MAJOR, XEN_MINOR
 
 app = typer.Typer(
@@ -30,8 +37,79 @@ def main_callback(
     """Xen management tool, for a xenlab host."""
 
 
+host_app = typer.Typer(help="The host service: start, stop, status.", no_args_is_help=True)
+app.add_typer(host_app, name="host")
+
+
+def _size(text: str) -> int:
+    from hv.guest.workload import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise XlError(str(e)) from None
+
+
+@host_app.command("start")
+def host_start(
+    cpus: int = typer.Option(None, "--cpus", help="pCPUs of a new host (default 4)."),
+    memory: str = typer.Option(None, "--memory", help="Memory of a new host, say 16G (default 16G)."),
+) -> None:
+    """Start the host service for the state directory ($XL_HOME)."""
+    home = state_dir()
+    if running(home):
+        raise XlError(f"a host service is already running for {home}")
+    start(home, cpus=cpus, memory=_size(memory) if memory else None)
+    typer.echo(f"host service started for {home}")
+
+
+@host_app.command("stop")
+def host_stop() -> None:
+    """Stop the host service."""
+    client = connect(autostart=False)
+    pid = client.call("status")["pid"]
+    client.call("stop")
+    client.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    typer.echo("host service stopped")
+
+
+@host_app.command("status")
+def host_status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Where the host service lives, and its clock."""
+    status = connect(autostart=False).call("status")
+    if as_json:
+        typer.echo(json.dumps(status, indent=2, sort_keys=True))
+        return
+    clock = status["clock"]
+    state = "frozen" if clock["frozen"] else f"running at {clock['speed']:g}x"
+    for label, value in (("state_dir", status["state_dir"]), ("pid", status["pid"]),
+                         ("xenstore_socket", status["xenstore_socket"]),
+                         ("clock", f"{clock['now_ns'] / 1e9:.6f} s, {state}"),
+                         ("host", f"{status['cpus']} pCPUs, {status['memory_bytes'] >> 20} MiB"),
+                         ("domains", status["domains"])):
+        typer.echo(f"{label:<16} {value}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main() -> None:
-    app()
+    """The one error path: a user's mistake or the machine saying no is one
+    line on stderr and a non-zero exit, never a traceback."""
+    try:
+        app()
+    except XlError as e:
+        typer.echo(f"xl: {e}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

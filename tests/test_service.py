@@ -1,0 +1,100 @@
+"""The host service: `xl host start|stop|status` over a real process and
+its owner-only sockets, a stale socket or lock left by a killed service,
+and a service that can't start saying why."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+XL = os.path.join(os.path.dirname(sys.executable), "xl")
+
+
+def xl(home, *args, check=False):
+    env = {**os.environ, "XL_HOME": str(home)}
+    return subprocess.run([XL, *args], capture_output=True, text=True, env=env, timeout=60,
+                          check=check)
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "state"
+    yield path
+    if (path / "xl.sock").exists():
+        xl(path, "host", "stop")
+
+
+def status(home) -> dict:
+    return json.loads(xl(home, "host", "status", "--json", check=True).stdout)
+
+
+def test_status_with_no_service_is_one_line_and_an_error(home):
+    result = xl(home, "host", "status")
+    assert result.returncode == 1
+    assert result.stderr == f"xl: no host service is running for {home}\n"
+
+
+def test_start_status_and_stop(home):
+    started = xl(home, "host", "start", "--cpus", "2", "--memory", "2G")
+    assert started.returncode == 0, started.stderr
+    first = status(home)
+    assert first["state_dir"] == str(home)
+    assert first["cpus"] == 2 and first["memory_bytes"] == 2 << 30
+    assert first["xenstore_socket"] == str(home / "xenstored.sock")
+    for sock in ("xl.sock", "xenstored.sock"):
+        mode = os.stat(home / sock).st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+    time.sleep(0.2)
+    assert status(home)["clock"]["now_ns"] > first["clock"]["now_ns"]     # time runs
+    again = xl(home, "host", "start")
+    assert again.returncode == 1 and "already running" in again.stderr
+    text = xl(home, "host", "status", check=True).stdout
+    assert f"pid              {first['pid']}" in text and "2 pCPUs, 2048 MiB" in text
+    assert xl(home, "host", "stop", check=True).stdout == "host service stopped\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(first["pid"], 0)
+    assert not (home / "xl.sock").exists() and not (home / "xenstored.sock").exists()
+    assert xl(home, "host", "status").returncode == 1
+
+
+def test_its_xenstore_socket_speaks_to_xens_own_clients(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    from tests.xswire import WireClient
+    from hv.public.io.xs_wire import XS_READ
+    client = WireClient(str(home / "xenstored.sock"))
+    try:
+        reply = client.request(XS_READ, b"/local/domain/0/name\0")
+        assert (reply.type, reply.payload) == (XS_READ, b"Domain-0")
+    finally:
+        client.close()
+
+
+def test_a_killed_services_socket_and_lock_are_recovered_from(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    pid = status(home)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    assert (home / "xl.sock").exists()                     # left behind
+    assert xl(home, "host", "status").returncode == 1
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    assert status(home)["pid"] != pid
+
+
+def test_a_service_that_cannot_start_says_why(home):
+    result = xl(home, "host", "start", "--memory", "512M")
+    assert result.returncode == 1
+    assert result.stderr.startswith("xl: the host service could not start: a host needs")
+    assert result.stderr.count("\n") == 1

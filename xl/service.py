@@ -1,0 +1,193 @@
+"""The host service: one process per state directory owns the machine, as a
+terminal multiplexer's server owns its sessions. `xl` commands, the
+dashboard and Xen's own xenstore clients all reach the same live host.
+
+It holds an exclusive lock on the directory's `lock` file for as long as it
+lives (a second service for the same directory refuses to start, and a lock
+left by a dead one is simply free again), serves the toolstack on
+`xl.sock` and xenstore's wire protocol on `xenstored.sock`, both
+owner-only, and runs the machine's virtual time at wall pace times a speed
+factor, or not at all while frozen.
+
+Requests are one JSON object per line (`{"op": ..., "args": {...}}`); each
+answer is one line, `{"ok": true, "result": ...}` or `{"ok": false,
+"error": "one line saying what went wrong"}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+from hv.host import DEFAULT_DOM0_MEMORY, Host
+
+SOCKET = "xl.sock"
+XENSTORED_SOCKET = "xenstored.sock"
+LOCK = "lock"
+LOG = "service.log"
+# How often the pacing thread lets virtual time catch up with the wall.
+PACE_S = 0.01
+
+
+def state_dir(env=None) -> str:
+    """$XL_HOME, else the XDG state directory's xenlab."""
+    env = os.environ if env is None else env
+    if env.get("XL_HOME"):
+        return env["XL_HOME"]
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "xenlab")
+
+
+class ServiceError(Exception):
+    """What a request asked that can't be done: its message is the answer."""
+
+
+class Clock:
+    """Virtual time paced by the wall: ``speed`` virtual seconds a wall
+    second, or none while frozen. The machine itself knows no wall clock."""
+
+    def __init__(self, host: Host, speed: float = 1.0, frozen: bool = False):
+        self.host = host
+        self.speed = speed
+        self.frozen = frozen
+        self._wall = time.monotonic()
+        self._virtual = host.now
+
+    def target(self) -> int:
+        if self.frozen:
+            return self.host.now
+        return self._virtual + int((time.monotonic() - self._wall) * self.speed * 1e9)
+
+    def rebase(self) -> None:
+        self._wall = time.monotonic()
+        self._virtual = self.host.now
+
+    def describe(self) -> dict:
+        return {"now_ns": self.host.now, "speed": self.speed, "frozen": self.frozen}
+
+
+class Service:
+    def __init__(self, home: str, cpus: int, memory: int):
+        self.home = home
+        self.host = Host(cpus=cpus, memory=memory)
+        self.clock = Clock(self.host)
+        self.stopping = threading.Event()
+        self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
+        self.host.serve_xenstore(self.xenstore_path)
+
+    # ------------------------------------------------------------ requests
+    def handle(self, request: dict) -> dict:
+        op = request.get("op")
+        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        if handler is None:
+            return {"ok": False, "error": f"unknown request {op!r}"}
+        try:
+            with self.host.lock:
+                return {"ok": True, "result": handler(**(request.get("args") or {}))}
+        except ServiceError as e:
+            return {"ok": False, "error": str(e)}
+        except TypeError as e:
+            return {"ok": False, "error": f"bad arguments for {op}: {e}"}
+
+    def op_status(self) -> dict:
+        xen = self.host.xen
+        return {"state_dir": self.home, "pid": os.getpid(), "socket": os.path.join(self.home, SOCKET),
+                "xenstore_socket": self.xenstore_path, "clock": self.clock.describe(),
+                "cpus": xen.nr_cpus, "memory_bytes": xen.ram.nr_frames * 4096,
+                "domains": len(list(xen.domains))}
+
+    def op_stop(self) -> dict:
+        self.stopping.set()
+        return {"stopping": True}
+
+    # ------------------------------------------------------------ time
+    def pace(self) -> None:
+        """Let virtual time follow the wall until the service stops."""
+        while not self.stopping.wait(PACE_S):
+            target = self.clock.target()
+            if target > self.host.now:
+                self.host.run(until=target)
+
+    # ------------------------------------------------------------ serving
+    def serve(self, listener: socket.socket) -> None:
+        threading.Thread(target=self.pace, daemon=True).start()
+        listener.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rwb") as stream:
+            for line in stream:
+                try:
+                    request = json.loads(line)
+                    if not isinstance(request, dict):
+                        raise ValueError("a request is a JSON object")
+                except ValueError as e:
+                    answer = {"ok": False, "error": f"malformed request: {e}"}
+                else:
+                    answer = self.handle(request)
+                stream.write(json.dumps(answer).encode() + b"\n")
+                stream.flush()
+
+    def close(self) -> None:
+        self.host.close()
+
+
+def _listen(path: str) -> socket.socket:
+    if os.path.exists(path):
+        os.unlink(path)         # ours to replace: we hold the directory's lock
+    old = os.umask(0o177)
+    try:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    listener.listen(16)
+    return listener
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="xl-service")
+    parser.add_argument("home")
+    parser.add_argument("--cpus", type=int, default=4)
+    parser.add_argument("--memory", type=int, default=16 << 30)
+    args = parser.parse_args(argv)
+    os.makedirs(args.home, mode=0o700, exist_ok=True)
+    lock = open(os.path.join(args.home, LOCK), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print(f"xl: a host service is already running for {args.home}", file=sys.stderr)
+        return 1
+    if args.cpus < 1 or args.memory <= DEFAULT_DOM0_MEMORY:
+        print(f"xl: the host service could not start: a host needs at least one pCPU and more "
+              f"than dom0's {DEFAULT_DOM0_MEMORY >> 20} MiB of memory", file=sys.stderr)
+        return 1
+    try:
+        service = Service(args.home, args.cpus, args.memory)
+        listener = _listen(os.path.join(args.home, SOCKET))
+    except (OSError, ValueError) as e:
+        print(f"xl: the host service could not start: {e}", file=sys.stderr)
+        return 1
+    try:
+        service.serve(listener)
+    finally:
+        listener.close()
+        os.unlink(os.path.join(args.home, SOCKET))
+        service.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,3 +98,17 @@ def test_a_service_that_cannot_start_says_why(home):
     assert result.returncode == 1
     assert result.stderr.startswith("xl: the host service could not start: a host needs")
     assert result.stderr.count("\n") == 1
+
+
+def test_network_capture_writes_a_bridges_pcap_and_stops(home, tmp_path):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    pcap = tmp_path / "xenbr0.pcap"
+    started = xl(home, "network-capture", "xenbr0", str(pcap), check=True)
+    assert started.stdout == f"xenbr0: capturing to {pcap}\n"
+    header = pcap.read_bytes()
+    assert len(header) == 24 and header[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    assert xl(home, "network-capture", "xenbr0", "--stop", check=True).stdout == "xenbr0: capture stopped\n"
+    bad = xl(home, "network-capture", "xenbr0", str(pcap), "--domain", "7")
+    assert bad.returncode == 1 and bad.stderr == "xl: domain 7 runs no kernel with bridges\n"
+    both = xl(home, "network-capture", "xenbr0")
+    assert both.returncode == 1 and "BRIDGE FILE, or BRIDGE --stop" in both.stderr

@@ -92,6 +92,21 @@ def host_status(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         typer.echo(f"{label:<16} {value}")
 
 
+@app.command("network-capture")
+def network_capture(
+    bridge: str = typer.Argument(..., help="The bridge, say xenbr0."),
+    file: str = typer.Argument(None, help="The pcap file to write."),
+    stop: bool = typer.Option(False, "--stop", help="Stop capturing."),
+    domain: int = typer.Option(0, "--domain", "-d", help="The backend domain the bridge is in."),
+) -> None:
+    """Write every frame entering a bridge to a pcap file (tshark reads it)."""
+    if stop == bool(file):
+        raise XlError("network-capture takes BRIDGE FILE, or BRIDGE --stop")
+    path = None if stop else os.path.abspath(file)
+    connect().call("network_capture", bridge=bridge, path=path, domid=domain)
+    typer.echo(f"{bridge}: capture stopped" if stop else f"{bridge}: capturing to {path}")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -102,6 +102,13 @@ class Service:
                 "cpus": xen.nr_cpus, "memory_bytes": xen.ram.nr_frames * 4096,
                 "domains": len(list(xen.domains))}
 
+    def op_network_capture(self, bridge: str, path: str | None, domid: int = 0) -> dict:
+        try:
+            self.host.network_capture(bridge, path, domid)
+        except (ValueError, OSError) as e:
+            raise ServiceError(str(e)) from None
+        return {"bridge": bridge, "path": path, "domid": domid}
+
     def op_stop(self) -> dict:
         self.stopping.set()
         return {"stopping": True}

@@ -112,3 +112,15 @@ def test_network_capture_writes_a_bridges_pcap_and_stops(home, tmp_path):
     assert bad.returncode == 1 and bad.stderr == "xl: domain 7 runs no kernel with bridges\n"
     both = xl(home, "network-capture", "xenbr0")
     assert both.returncode == 1 and "BRIDGE FILE, or BRIDGE --stop" in both.stderr
+
+
+def test_xl_list_starts_the_service_on_first_use_and_prints_xls_table(home):
+    result = xl(home, "list", check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Name                                        ID   Mem VCPUs\tState\tTime(s)"
+    assert lines[1].startswith("Domain-0                                     0  1024     4     ")
+    assert (home / "xl.sock").exists()
+    listed = json.loads(xl(home, "list", "--json", check=True).stdout)
+    assert [(d["domid"], d["name"], d["mem_mib"], d["vcpus"]) for d in listed] == [
+        (0, "Domain-0", 1024, 4)]
+    assert set(listed[0]) >= {"domid", "name", "mem_mib", "vcpus", "state", "cpu_time_s"}

@@ -92,6 +92,24 @@ def host_status(as_json: bool = typer.Option(False, "--json", help="Print JSON."
         typer.echo(f"{label:<16} {value}")
 
 
+@app.command("list")
+def list_domains(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List the domains: name, id, memory, vCPUs, state and CPU time."""
+    domains = connect().call("list")
+    if as_json:
+        typer.echo(json.dumps(domains, indent=2))
+        return
+    typer.echo(render_list(domains))
+
+
+def render_list(domains: list[dict]) -> str:
+    """xl_info.c's table: its header, with real tabs, and its printf row."""
+    lines = ["Name                                        ID   Mem VCPUs\tState\tTime(s)"]
+    lines += [f"{d['name']:<40} {d['domid']:5d} {d['mem_mib']:5d} {d['vcpus']:5d}     {d['state']}  "
+              f"{d['cpu_time_s']:8.1f}" for d in domains]
+    return "\n".join(lines)
+
+
 @app.command("network-capture")
 def network_capture(
     bridge: str = typer.Argument(..., help="The bridge, say xenbr0."),

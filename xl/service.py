@@ -26,6 +26,7 @@ import threading
 import time
 
 from hv.host import DEFAULT_DOM0_MEMORY, Host
+from xl.toolstack import Toolstack
 
 SOCKET = "xl.sock"
 XENSTORED_SOCKET = "xenstored.sock"
@@ -80,6 +81,7 @@ class Service:
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
         self.host.serve_xenstore(self.xenstore_path)
+        self.toolstack = Toolstack(self.host)
 
     # ------------------------------------------------------------ requests
     def handle(self, request: dict) -> dict:
@@ -101,6 +103,9 @@ class Service:
                 "xenstore_socket": self.xenstore_path, "clock": self.clock.describe(),
                 "cpus": xen.nr_cpus, "memory_bytes": xen.ram.nr_frames * 4096,
                 "domains": len(list(xen.domains))}
+
+    def op_list(self) -> list[dict]:
+        return self.toolstack.list_domains()
 
     def op_network_capture(self, bridge: str, path: str | None, domid: int = 0) -> dict:
         try:

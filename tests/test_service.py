@@ -124,3 +124,59 @@ def test_xl_list_starts_the_service_on_first_use_and_prints_xls_table(home):
     assert [(d["domid"], d["name"], d["mem_mib"], d["vcpus"]) for d in listed] == [
         (0, "Domain-0", 1024, 4)]
     assert set(listed[0]) >= {"domid", "name", "mem_mib", "vcpus", "state", "cpu_time_s"}
+
+
+def kill_service(home) -> int:
+    pid = status(home)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    return pid
+
+
+def test_what_the_service_acknowledged_survives_kill_9(home, tmp_path):
+    from xl.client import connect
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(bytes(1 << 20))
+    client = connect(str(home), autostart=False)
+    created = client.call("create", config={
+        "name": "keeper", "memory": 32, "workload": ["dd write xvda 64k", "idle"],
+        "disk": [f"{disk},raw,xvda,rw"],
+        "vif": ["mac=00:16:3e:00:00:07,ip=10.0.0.7,bridge=xenbr0"]})
+    client.call("create", config={"name": "gone", "memory": 16})
+    client.call("destroy", domain="gone")
+    before = {d["name"]: d for d in client.call("list")}
+    client.close()
+    assert set(before) == {"Domain-0", "keeper"}
+    old = kill_service(home)
+    after = {d["name"]: d for d in json.loads(xl(home, "list", "--json", check=True).stdout)}
+    assert status(home)["pid"] != old
+    assert set(after) == {"Domain-0", "keeper"}
+    assert after["keeper"]["domid"] == created["domid"] == before["keeper"]["domid"]
+    assert after["keeper"]["mem_mib"] == 32
+    # Its devices came back too: the disk holds what the guest wrote.
+    from hv.guest.blkfront import pattern
+    time.sleep(0.5)
+    assert disk.read_bytes()[:512] == pattern("keeper", 0)
+
+
+def test_a_bad_request_is_refused_and_changes_nothing(home):
+    from xl.client import XlError, connect
+    client = connect(str(home))
+    with pytest.raises(XlError, match="a domain named 'twin' already exists"):
+        client.call("create", config={"name": "twin", "memory": 16})
+        client.call("create", config={"name": "twin", "memory": 16})
+    with pytest.raises(XlError, match="nosuch is an invalid domain identifier"):
+        client.call("destroy", domain="nosuch")
+    with pytest.raises(XlError, match="unknown request 'frobnicate'"):
+        client.call("frobnicate")
+    assert [d["name"] for d in client.call("list")] == ["Domain-0", "twin"]
+    client.close()
+    result = xl(home, "destroy", "nosuch")
+    assert result.returncode == 1 and result.stderr == "xl: nosuch is an invalid domain identifier\n"

@@ -110,6 +110,12 @@ def render_list(domains: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@app.command("destroy")
+def destroy(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
+    """Terminate a domain at once."""
+    connect().call("destroy", domain=domain)
+
+
 @app.command("network-capture")
 def network_capture(
     bridge: str = typer.Argument(..., help="The bridge, say xenbr0."),

@@ -9,6 +9,14 @@ left by a dead one is simply free again), serves the toolstack on
 owner-only, and runs the machine's virtual time at wall pace times a speed
 factor, or not at all while frozen.
 
+Every request that changes the machine is written to the directory's
+journal, with the virtual time it was applied at, before it is answered;
+the machine itself is written to `snapshot` when the service starts and
+stops. A service started after a crash (kill -9 included) restores the
+snapshot and applies the journal's requests again at their times: the
+machine is deterministic, so it comes back as it was when it last
+answered.
+
 Requests are one JSON object per line (`{"op": ..., "args": {...}}`); each
 answer is one line, `{"ok": true, "result": ...}` or `{"ok": false,
 "error": "one line saying what went wrong"}`.
@@ -20,13 +28,14 @@ import argparse
 import fcntl
 import json
 import os
+import pickle
 import socket
 import sys
 import threading
 import time
 
 from hv.host import DEFAULT_DOM0_MEMORY, Host
-from xl.toolstack import Toolstack
+from xl.toolstack import Toolstack, ToolstackError
 
 SOCKET = "xl.sock"
 XENSTORED_SOCKET = "xenstored.sock"
@@ -73,26 +82,108 @@ class Clock:
         return {"now_ns": self.host.now, "speed": self.speed, "frozen": self.frozen}
 
 
+JOURNAL = "journal"
+SNAPSHOT = "snapshot"
+# Requests that change the machine: journaled, and applied again on restart.
+CHANGES = ("create", "destroy", "network_capture")
+
+
+class Journal:
+    """Acknowledged changes, one JSON line each, on disk before the answer."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.seq = 0
+
+    def entries(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                break           # a torn last line: that request was never answered
+        return out
+
+    def append(self, entry: dict) -> None:
+        self.seq += 1
+        with open(self.path, "ab") as f:
+            f.write(json.dumps({"seq": self.seq, **entry}).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class Service:
     def __init__(self, home: str, cpus: int, memory: int):
         self.home = home
-        self.host = Host(cpus=cpus, memory=memory)
+        self.journal = Journal(os.path.join(home, JOURNAL))
+        self.host = self._recover(cpus, memory)
         self.clock = Clock(self.host)
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
         self.host.serve_xenstore(self.xenstore_path)
         self.toolstack = Toolstack(self.host)
+        self._replay()
+        self.checkpoint()
+        self.clock.rebase()
 
+    # ------------------------------------------------------------ durability
+    def _recover(self, cpus: int, memory: int) -> Host:
+        try:
+            with open(os.path.join(self.home, SNAPSHOT), "rb") as f:
+                saved = pickle.load(f)
+        except FileNotFoundError:
+            self.replay_from = 0
+            return Host(cpus=cpus, memory=memory)
+        self.replay_from = saved["seq"]
+        return Host.restore(saved["host"])
+
+    def _replay(self) -> None:
+        """The journal's changes since the snapshot, each at its time."""
+        for entry in self.journal.entries():
+            self.journal.seq = entry["seq"]
+            if entry["seq"] <= self.replay_from:
+                continue
+            if entry["t"] > self.host.now:
+                self.host.run(until=entry["t"])
+            getattr(self, f"op_{entry['op']}")(**entry["args"])
+
+    def checkpoint(self) -> None:
+        """The whole machine to disk; the journal starts again after it."""
+        with self.host.lock:
+            data = pickle.dumps({"seq": self.journal.seq, "host": self.host.snapshot()},
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            _write_atomically(os.path.join(self.home, SNAPSHOT), data)
+            with open(self.journal.path, "wb"):
+                pass
     # ------------------------------------------------------------ requests
     def handle(self, request: dict) -> dict:
         op = request.get("op")
         handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if handler is None:
             return {"ok": False, "error": f"unknown request {op!r}"}
+        args = request.get("args") or {}
         try:
             with self.host.lock:
-                return {"ok": True, "result": handler(**(request.get("args") or {}))}
-        except ServiceError as e:
+                at = self.host.now
+                result = handler(**args)
+                if op in CHANGES:
+                    self.journal.append({"t": at, "op": op, "args": args})
+                return {"ok": True, "result": result}
+        except (ServiceError, ToolstackError) as e:
             return {"ok": False, "error": str(e)}
         except TypeError as e:
             return {"ok": False, "error": f"bad arguments for {op}: {e}"}
@@ -106,6 +197,13 @@ class Service:
 
     def op_list(self) -> list[dict]:
         return self.toolstack.list_domains()
+
+    def op_create(self, config: dict) -> dict:
+        domid = self.toolstack.create(config)
+        return {"domid": domid, "name": config["name"]}
+
+    def op_destroy(self, domain) -> dict:
+        return {"domid": self.toolstack.destroy(domain)}
 
     def op_network_capture(self, bridge: str, path: str | None, domid: int = 0) -> dict:
         try:
@@ -197,6 +295,7 @@ def main(argv=None) -> int:
     finally:
         listener.close()
         os.unlink(os.path.join(args.home, SOCKET))
+        service.checkpoint()
         service.close()
     return 0
 

@@ -12,7 +12,15 @@ from hv.public.domctl import (
 from hv.public.xen import DOMID_FIRST_RESERVED, HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
 from hv.xenstore.errors import XsError
-from xl.privcmd import Privcmd
+from xl.device import Device
+from xl.dombuild import create_pv_domain, destroy_domain
+from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
+from xl.domain_store import remove_domain_entries
+from xl.privcmd import HypercallError, Privcmd
+
+
+class ToolstackError(Exception):
+    """A request the toolstack refuses, or the machine refused: one line."""
 
 # xl_info.c's letters for a shut-down domain's reason (poweroff, reboot,
 # suspend, crash, watchdog, soft reset).
@@ -67,3 +75,78 @@ class Toolstack:
                  "vcpus": info.nr_online_vcpus, "state": state_letters(info.flags),
                  "cpu_time_s": info.cpu_time / 1e9}
                 for info in self.domain_infos()]
+
+    # ------------------------------------------------------------ create
+    def create(self, config: dict) -> int:
+        """Build and start a domain from a parsed config (the keys of
+        xl.cfg: name, memory, maxmem, vcpus, workload, disk, vif, vtpm);
+        nothing is left behind when it fails."""
+        name = config.get("name")
+        if not name:
+            raise ToolstackError("the config gives no name")
+        if any(d["name"] == name for d in self.list_domains()):
+            raise ToolstackError(f"a domain named {name!r} already exists")
+        memory = int(config.get("memory", 128))
+        try:
+            devices = self._devices(name, config)
+            built = create_pv_domain(self.pc, self.xs, name=name, memory_kib=memory * 1024,
+                                     maxmem_kib=int(config.get("maxmem", memory)) * 1024,
+                                     max_vcpus=int(config.get("vcpus", 1)),
+                                     cmdline=str(config.get("cmdline", "")),
+                                     workload=list(config.get("workload", ["idle"])),
+                                     devices=devices)
+        except (DevSpecError, ValueError) as e:
+            raise ToolstackError(str(e)) from None
+        except HypercallError as e:
+            raise ToolstackError(f"creating {name}: {e}") from None
+        return built.domid
+
+    def _devices(self, name: str, config: dict) -> list[Device]:
+        devices = []
+        for spec in config.get("disk", []):
+            disk = parse_disk(spec)
+            devices.append(Device("vbd", 0, disk.devid, 0, back={
+                "params": disk.pdev_path or "", "mode": "w" if disk.readwrite else "r",
+                "type": "phy", "dev": disk.vdev, "device-type": "cdrom" if disk.is_cdrom else "disk",
+                "removable": disk.removable, "bootable": 1},
+                front={"virtual-device": disk.devid,
+                       "device-type": "cdrom" if disk.is_cdrom else "disk"}))
+        for devid, spec in enumerate(config.get("vif", [])):
+            nic = parse_vif(spec, devid=devid, domain=name)
+            back = {"bridge": nic.bridge, "mac": nic.mac, "handle": nic.devid, "type": "vif",
+                    "script": nic.script}
+            if nic.ip:
+                back["ip"] = nic.ip
+            if nic.rate_bytes_per_interval:
+                back["rate"] = f"{nic.rate_bytes_per_interval},{nic.rate_interval_usecs}"
+            devices.append(Device("vif", 0, nic.devid, 0, back=back,
+                                  front={"mac": nic.mac, "handle": nic.devid}))
+        for devid, spec in enumerate(config.get("vtpm", [])):
+            tpm = parse_vtpm(spec, devid=devid, domain=name)
+            devices.append(Device("vtpm", 0, tpm.devid, 0, back={"uuid": tpm.uuid}, front={}))
+        return devices
+
+    def domid_of(self, name_or_id) -> int:
+        """A domain named by name or by id, as xl accepts either."""
+        text = str(name_or_id)
+        rows = self.list_domains()
+        for d in rows:
+            if text == d["name"] or (text.isdigit() and int(text) == d["domid"]):
+                return d["domid"]
+        raise ToolstackError(f"{text} is an invalid domain identifier")
+
+    def destroy(self, domain) -> int:
+        domid = self.domid_of(domain)
+        if domid == 0:
+            raise ToolstackError("dom0 can't be destroyed")
+        try:
+            vm = self.xs.read(f"/local/domain/{domid}/vm").decode()
+        except XsError:
+            vm = ""
+        try:
+            destroy_domain(self.pc, domid, self.xs)
+        except HypercallError as e:
+            raise ToolstackError(f"destroying {domain}: {e}") from None
+        remove_domain_entries(self.xs, domid, vm.removeprefix("/vm/") or None)
+        return domid
+

@@ -227,6 +227,10 @@ class XlConfig(Mapping[str, PlainValue]):
 _C_SPACE = " \t\n\v\f\r"
 
 
+_DIGIT_VALUES = {c: int(c, 36) for c in "0123456789abcdefghijklmnopqrstuvwxyz"}
+_DIGIT_VALUES.update({c.upper(): v for c, v in _DIGIT_VALUES.items()})
+
+
 def _strtol(text: str, base: int = 0) -> tuple[int, int, bool]:
     """C's strtol/strtoul reading: (value, characters consumed, overflowed).
     Nothing consumed means no digits were found."""
@@ -237,14 +241,15 @@ def _strtol(text: str, base: int = 0) -> tuple[int, int, bool]:
     if i < len(text) and text[i] in "+-":
         negative = text[i] == "-"
         i += 1
-    if base in (0, 16) and text[i:i + 2] in ("0x", "0X") and i + 2 < len(text) \
-            and text[i + 2] in "0123456789abcdefABCDEF":
+    # "0x" counts as a prefix only when a hex digit follows; else the 0 is
+    # the number and the x is left over
+    if base in (0, 16) and text[i:i + 2] in ("0x", "0X") \
+            and _DIGIT_VALUES.get(text[i + 2:i + 3], 99) < 16:
         base, i = 16, i + 2
     elif base == 0:
         base = 8 if text[i:i + 1] == "0" else 10
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"[:base]
     start = i
-    while i < len(text) and text[i].lower() in digits:
+    while i < len(text) and _DIGIT_VALUES.get(text[i], 99) < base:
         i += 1
     if i == start:
         return 0, 0, False
@@ -413,6 +418,10 @@ class _Scanner:
 
     def _dequote(self) -> str | None:
         """xlu__cfgl_dequote on yytext, numeric escapes and all."""
+        if self.run.failed:
+            # libxlu stops building values after the first error, so a bad
+            # escape then goes unreported
+            return None
         raw = self.yytext
         assert raw is not None
         # libxlu's numeric escapes read the raw text, closing quote included

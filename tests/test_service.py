@@ -180,3 +180,30 @@ def test_a_bad_request_is_refused_and_changes_nothing(home):
     client.close()
     result = xl(home, "destroy", "nosuch")
     assert result.returncode == 1 and result.stderr == "xl: nosuch is an invalid domain identifier\n"
+
+
+def test_clock_pause_console_and_names(home):
+    from xl.client import connect
+    assert xl(home, "clock", "freeze", check=True).stdout.endswith("frozen\n")
+    client = connect(str(home), autostart=False)
+    client.call("create", config={"name": "talker", "memory": 16,
+                                  "workload": ["echo hello from talker", "idle"]})
+    start = status(home)["clock"]["now_ns"]
+    ran = xl(home, "clock", "run", "250ms", check=True).stdout
+    assert ran == f"{(start + 250_000_000) / 1e9:.6f} s, frozen\n"
+    assert status(home)["clock"]["now_ns"] == start + 250_000_000     # frozen: no drift
+    assert "hello from talker" in xl(home, "console", "--dump", "talker", check=True).stdout
+    domid = int(xl(home, "domid", "talker", check=True).stdout)
+    assert xl(home, "domname", str(domid), check=True).stdout == "talker\n"
+    xl(home, "pause", "talker", check=True)
+    rows = {d["name"]: d for d in client.call("list")}
+    assert rows["talker"]["state"][2] == "p"
+    xl(home, "unpause", str(domid), check=True)
+    assert {d["name"]: d for d in client.call("list")}["talker"]["state"][2] == "-"
+    assert "(XEN) " in xl(home, "dmesg", check=True).stdout
+    bad = xl(home, "clock", "run", "2x")
+    assert bad.returncode == 1 and bad.stderr.startswith("xl: clock run: '2x' is not a duration")
+    assert xl(home, "domid", "nobody").returncode == 1
+    thawed = xl(home, "clock", "thaw", check=True).stdout
+    assert thawed.endswith("running at 1x\n")
+    client.close()

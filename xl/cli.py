@@ -116,6 +116,71 @@ def destroy(domain: str = typer.Argument(..., help="The domain, by name or id.")
     connect().call("destroy", domain=domain)
 
 
+@app.command("pause")
+def pause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
+    """Pause a domain."""
+    connect().call("pause", domain=domain)
+
+
+@app.command("unpause")
+def unpause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
+    """Unpause a paused domain."""
+    connect().call("unpause", domain=domain)
+
+
+@app.command("domid")
+def domid(name: str = typer.Argument(..., help="The domain's name.")) -> None:
+    """Print the id of the domain with this name."""
+    typer.echo(connect().call("domid", name=name))
+
+
+@app.command("domname")
+def domname(domid: int = typer.Argument(..., help="The domain's id.")) -> None:
+    """Print the name of the domain with this id."""
+    typer.echo(connect().call("domname", domid=domid))
+
+
+@app.command("console")
+def console(domain: str = typer.Argument(..., help="The domain, by name or id."),
+            dump: bool = typer.Option(False, "--dump", help="Print what it wrote so far and exit.")) -> None:
+    """Attach to a domain's console (with --dump: print its output so far)."""
+    if not dump:
+        raise XlError("only `xl console --dump` is available so far")
+    typer.echo(connect().call("console", domain=domain), nl=False)
+
+
+@app.command("dmesg")
+def dmesg(clear: bool = typer.Option(False, "-c", help="Clear the ring after reading.")) -> None:
+    """Print the hypervisor's console ring."""
+    typer.echo(connect().call("dmesg", clear=clear), nl=False)
+
+
+@app.command("clock")
+def clock(action: str = typer.Argument(..., help="freeze, thaw, speed FACTOR or run DURATION."),
+          value: str = typer.Argument(None, help="The factor, or the duration (say 2s).")) -> None:
+    """Drive virtual time: freeze it, thaw it, change its speed, or run it on."""
+    if action in ("freeze", "thaw"):
+        if value is not None:
+            raise XlError(f"clock {action} takes nothing more")
+        amount = 0.0
+    elif action == "speed":
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            raise XlError(f"clock speed takes a factor, not {value!r}") from None
+    elif action == "run":
+        from hv.guest.workload import parse_duration
+        try:
+            amount = parse_duration(value or "") / 1e9
+        except ValueError as e:
+            raise XlError(f"clock run: {e}") from None
+    else:
+        raise XlError(f"clock takes freeze, thaw, speed FACTOR or run DURATION, not {action!r}")
+    state = connect().call("clock", action=action, value=amount)
+    how = "frozen" if state["frozen"] else f"running at {state['speed']:g}x"
+    typer.echo(f"{state['now_ns'] / 1e9:.6f} s, {how}")
+
+
 @app.command("network-capture")
 def network_capture(
     bridge: str = typer.Argument(..., help="The bridge, say xenbr0."),

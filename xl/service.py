@@ -85,7 +85,7 @@ class Clock:
 JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
-CHANGES = ("create", "destroy", "network_capture")
+CHANGES = ("create", "destroy", "network_capture", "pause", "unpause")
 
 
 class Journal:
@@ -204,6 +204,46 @@ class Service:
 
     def op_destroy(self, domain) -> dict:
         return {"domid": self.toolstack.destroy(domain)}
+
+    def op_pause(self, domain) -> dict:
+        return {"domid": self.toolstack.pause(domain)}
+
+    def op_unpause(self, domain) -> dict:
+        return {"domid": self.toolstack.unpause(domain)}
+
+    def op_domid(self, name: str) -> int:
+        return self.toolstack.domid_by_name(name)
+
+    def op_domname(self, domid: int) -> str:
+        return self.toolstack.domname(domid)
+
+    def op_console(self, domain) -> str:
+        return self.toolstack.console_output(domain)
+
+    def op_dmesg(self, clear: bool = False) -> str:
+        return self.toolstack.dmesg(clear)
+
+    def op_clock(self, action: str, value: float = 0.0) -> dict:
+        """freeze, thaw, speed FACTOR, run SECONDS (of frozen time)."""
+        clock = self.clock
+        if action == "freeze":
+            clock.frozen = True
+        elif action == "thaw":
+            clock.frozen = False
+        elif action == "speed":
+            if not 0 < value <= 1e6:
+                raise ServiceError(f"speed must be above 0 and at most 1000000, not {value:g}")
+            clock.speed = value
+        elif action == "run":
+            if not clock.frozen:
+                raise ServiceError("the clock is running: freeze it first (xl clock freeze)")
+            if value <= 0:
+                raise ServiceError(f"run takes a duration above 0, not {value:g}")
+            self.host.run(until=self.host.now + int(value * 1e9))
+        else:
+            raise ServiceError(f"unknown clock action {action!r}")
+        clock.rebase()
+        return clock.describe()
 
     def op_network_capture(self, bridge: str, path: str | None, domid: int = 0) -> dict:
         try:

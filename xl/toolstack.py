@@ -5,7 +5,8 @@ plain data for the command (or the dashboard) to render."""
 from __future__ import annotations
 
 from hv.public.domctl import (
-    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMINF_blocked,
+    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain,
+    XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked,
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
@@ -149,4 +150,48 @@ class Toolstack:
             raise ToolstackError(f"destroying {domain}: {e}") from None
         remove_domain_entries(self.xs, domid, vm.removeprefix("/vm/") or None)
         return domid
+
+    # ------------------------------------------------------------ the rest
+    def _domctl(self, cmd: int, domid: int, what: str) -> None:
+        op = XenDomctl(cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=domid)
+        try:
+            self.pc.hypercall(HYPERVISOR_domctl, op, what=what)
+        except HypercallError as e:
+            raise ToolstackError(str(e)) from None
+
+    def pause(self, domain) -> int:
+        domid = self.domid_of(domain)
+        self._domctl(XEN_DOMCTL_pausedomain, domid, "pausing the domain")
+        return domid
+
+    def unpause(self, domain) -> int:
+        domid = self.domid_of(domain)
+        self._domctl(XEN_DOMCTL_unpausedomain, domid, "unpausing the domain")
+        return domid
+
+    def domid_by_name(self, name: str) -> int:
+        for d in self.list_domains():
+            if d["name"] == name:
+                return d["domid"]
+        raise ToolstackError(f"Can't get domid of domain name '{name}', maybe this domain "
+                             "does not exist.")
+
+    def domname(self, domid: int) -> str:
+        if not any(d["domid"] == domid for d in self.list_domains()):
+            raise ToolstackError(f"{domid} is an invalid domain identifier")
+        return self.name_of(domid)
+
+    def console_output(self, domain) -> str:
+        """What the domain has written to its console so far (dom0's is
+        the hypervisor's console)."""
+        domid = self.domid_of(domain)
+        if domid == 0:
+            return self.dmesg(False)
+        try:
+            return self.host.console_output(domid).decode(errors="replace")
+        except (ValueError, KeyError, LookupError) as e:
+            raise ToolstackError(f"no console for {domain}: {e}") from None
+
+    def dmesg(self, clear: bool) -> str:
+        return self.host.xen.console.read_ring(clear).decode(errors="replace")
 

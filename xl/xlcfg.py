@@ -13,15 +13,16 @@ same words:
   its spelling (libxlu stores every atom as text and converts on request).
 - Strings take either quote and may not span lines. Escapes: \\a \\b \\f \\n \\r
   \\t \\v \\" \\' \\\\. libxlu's numeric escapes are broken and this keeps them
-  broken: \\x always fails, and \\<octal digit> swallows the two or three
-  following characters (read as decimal) and yields nothing.
+  broken: \\x always fails, and \\<octal digit> swallows what strtoul reads
+  as a decimal number in the next three characters (it must read at least
+  two) and yields nothing. After the first error escapes go unchecked.
 - `+=` appends to the previous setting of the key (string to string, list to
   list; mixing is an error); with no previous setting it sets. A setting made
   with `+=` is refused as a number by get_long, as libxlu refuses it.
 - A `#` comment runs to a newline; one without a newline at the end of the
-  file is a lexical error, yet a lone `#` or a Python-ish operator there is
-  silently dropped, because flex ends the file in its error state without
-  reporting.
+  file is a lexical error, yet a stray character (`#`, `+`, `@`, ...) that is
+  the very last one is dropped unreported, because flex ends the file in its
+  error state without a word.
 - Errors: libxlu reports each one as `FILE:LINE: config parsing error near
   `TEXT': MESSAGE` and keeps going (bison's `error NEWLINE` recovery, with its
   silences), then fails the whole read. XlCfgError.report holds that exact
@@ -361,16 +362,17 @@ class _Scanner:
             elif c in "'\"":
                 end = self._string_end(start)
                 if end is not None:
-                    token = self._token(STRING, start, end)
-                    return _Token(STRING, self._dequote(), token.bison_line,
-                                  token.line, token.column)
+                    # dequoting may report an error naming the string, as yytext
+                    self._take(start, end)
+                    value = self._dequote()
+                    return self._token(STRING, start, end, value)
             if c in _PYTHONISH:
                 self.likely_python = True
-            token = self._lexical_error(start)
+            token = self._error_state(start)
             if token is not None:
                 return token
 
-    def _lexical_error(self, start: int) -> _Token | None:
+    def _error_state(self, start: int) -> _Token | None:
         """A character no token starts with: flex's error state swallows it
         with the rest of its word (or the one blank or newline after it)
         and reports the lot."""
@@ -713,8 +715,14 @@ def parse_xlcfg(text: str, filename: str = "<config>", *, accept_crlf: bool = Fa
 
 # ---------------------------------------------------------------------------
 # YAML and TOML: the same settings in other spellings.
-# Numbers become their decimal text, booleans "1" or "0" (what xl reads as
-# true and false), lists stay lists; a nested table has no xl.cfg spelling.
+# Integers become their decimal text, booleans "1" or "0" (what xl reads as
+# true and false), lists stay lists. Keys must be names xl.cfg could spell,
+# so a config means the same in any of the three; a table, or a YAML null,
+# has no xl.cfg spelling and is refused naming its key. A YAML float or date
+# keeps its spelling; tomllib keeps none, so a TOML float becomes Python's
+# shortest text for it and a date its ISO form. tomllib gives no positions
+# either: a TOML key's is found by looking for its `key =` line, and a list's
+# items share the list's.
 
 
 def _check_key(key: str, filename: str, line: int, column: int) -> None:

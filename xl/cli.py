@@ -110,6 +110,28 @@ def render_list(domains: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@app.command("create")
+def create(file: str = typer.Argument(..., help="The domain's config file (xl.cfg, YAML or TOML)."),
+           dry_run: bool = typer.Option(False, "-n", "--dry-run",
+                                        help="Print the parsed config as JSON; create nothing.")) -> None:
+    """Create a domain from a config file."""
+    from xl.domconfig import ConfigError, domain_config, libxl_json
+    from xl.xlcfg import XlCfgError, load_config
+    typer.echo(f"Parsing config from {file}", err=True)
+    try:
+        config, warnings = domain_config(load_config(file), file)
+    except (XlCfgError, ConfigError) as e:
+        raise XlError(str(e)) from None
+    except OSError as e:
+        raise XlError(f"{file}: {e.strerror}") from None
+    for warning in warnings:
+        typer.echo(f"xl: warning: {warning}", err=True)
+    if dry_run:
+        typer.echo(json.dumps(libxl_json(config), indent=4))
+        return
+    connect().call("create", config=config)
+
+
 @app.command("destroy")
 def destroy(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Terminate a domain at once."""

@@ -1,0 +1,89 @@
+"""`xl create` from real config files: what the toolstack takes from them,
+the dry run's libxl JSON, warnings for unknown keys, errors with
+file:line:column that create nothing, and a created domain running."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_service import home, status, xl  # noqa: F401  (the fixture)
+from xl.domconfig import ConfigError, domain_config, libxl_json
+from xl.xlcfg import load_config, parse_xlcfg
+
+CONFIG = """# two vCPUs, a disk and a vif
+name = "alpha"
+memory = 64
+maxmem = 96
+vcpus = 2
+extra = "console=hvc0"
+root = "/dev/xvda1 ro"
+vif = [ 'mac=00:16:3e:00:00:01,ip=10.0.0.1,bridge=xenbr0,rate=10Mb/s@20ms' ]
+disk = [ 'IMAGE,raw,xvda,rw' ]
+workload = [ "echo hi", "idle" ]
+on_crash = "preserve"
+colour = "blue"
+"""
+
+
+def test_a_config_becomes_what_the_toolstack_builds():
+    cfg = parse_xlcfg(CONFIG.replace("IMAGE", "/img/a.raw"), "a.cfg")
+    config, warnings = domain_config(cfg, "a.cfg")
+    assert warnings == ["a.cfg:12: unknown key 'colour' ignored"]
+    assert (config["name"], config["memory"], config["maxmem"], config["vcpus"]) == ("alpha", 64, 96, 2)
+    assert config["cmdline"] == "root=/dev/xvda1 ro console=hvc0"
+    assert config["on_crash"] == "preserve" and config["on_reboot"] == "restart"
+    out = libxl_json(config)
+    assert out["b_info"]["max_memkb"] == 96 * 1024 and out["b_info"]["target_memkb"] == 64 * 1024
+    assert out["b_info"]["avail_vcpus"] == [0, 1]
+    assert out["disks"] == [{"pdev_path": "/img/a.raw", "vdev": "xvda", "format": "raw", "readwrite": 1}]
+    nic = out["nics"][0]
+    assert (nic["mac"], nic["ip"], nic["bridge"]) == ("00:16:3e:00:00:01", "10.0.0.1", "xenbr0")
+    assert (nic["rate_bytes_per_interval"], nic["rate_interval_usecs"]) == (25000, 20000)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('memory = 64\n', "a.cfg: the config gives no name"),
+    ('name = "x"\nmemory = "lots"\n', "a.cfg:2:1: parameter `memory' is not a valid number"),
+    ('name = "x"\nmemory = 64\nmaxmem = 32\n', "a.cfg:3:1: maxmem (32) is below memory (64)"),
+    ('name = "x"\non_crash = "explode"\n', "a.cfg:2:1: on_crash must be one of"),
+    ('name = "x"\ndisk = [ "/a,raw" ]\n', "a.cfg:2:1: "),
+    ('name = "x"\nvcpus = 0\n', "a.cfg:2:1: vcpus must be at least 1, not 0"),
+])
+def test_configs_the_toolstack_cannot_build_say_where(text, message):
+    with pytest.raises(ConfigError) as caught:
+        domain_config(parse_xlcfg(text, "a.cfg"), "a.cfg")
+    assert str(caught.value).startswith(message)
+
+
+def test_yaml_and_toml_spell_the_same_config(tmp_path):
+    cfg_path = tmp_path / "a.cfg"
+    cfg_path.write_text('name = "alpha"\nmemory = 64\nvif = [ "mac=00:16:3e:00:00:01" ]\n')
+    (tmp_path / "a.yaml").write_text('name: alpha\nmemory: 64\nvif:\n  - "mac=00:16:3e:00:00:01"\n')
+    (tmp_path / "a.toml").write_text('name = "alpha"\nmemory = 64\nvif = ["mac=00:16:3e:00:00:01"]\n')
+    configs = [domain_config(load_config(tmp_path / n), n)[0] for n in ("a.cfg", "a.yaml", "a.toml")]
+    assert configs[0] == configs[1] == configs[2]
+
+
+def test_xl_create_dry_run_error_and_create(home, tmp_path):  # noqa: F811
+    image = tmp_path / "a.raw"
+    image.write_bytes(bytes(8 << 20))
+    cfg = tmp_path / "alpha.cfg"
+    cfg.write_text(CONFIG.replace("IMAGE", str(image)))
+    dry = xl(home, "create", "-n", str(cfg), check=True)
+    assert json.loads(dry.stdout)["c_info"] == {"type": "pv", "name": "alpha"}
+    assert "xl: warning: " in dry.stderr and "unknown key 'colour'" in dry.stderr
+    assert not (home / "xl.sock").exists()                 # a dry run needs no host
+    bad = tmp_path / "bad.cfg"
+    bad.write_text('name = "b\nmemory = 3\n')
+    refused = xl(home, "create", str(bad))
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith(f"xl: {bad}:1:8: config parsing error")
+    xl(home, "create", str(cfg), check=True)
+    rows = {d["name"]: d for d in json.loads(xl(home, "list", "--json", check=True).stdout)}
+    assert set(rows) == {"Domain-0", "alpha"}                 # the bad one left nothing
+    assert (rows["alpha"]["mem_mib"], rows["alpha"]["vcpus"]) == (64, 2)
+    assert "hi" in xl(home, "console", "--dump", "alpha", check=True).stdout.splitlines()
+    again = xl(home, "create", str(cfg))
+    assert again.returncode == 1 and again.stderr.endswith("xl: a domain named 'alpha' already exists\n")

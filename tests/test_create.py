@@ -87,3 +87,29 @@ def test_xl_create_dry_run_error_and_create(home, tmp_path):  # noqa: F811
     assert "hi" in xl(home, "console", "--dump", "alpha", check=True).stdout.splitlines()
     again = xl(home, "create", str(cfg))
     assert again.returncode == 1 and again.stderr.endswith("xl: a domain named 'alpha' already exists\n")
+
+
+def test_two_created_guests_ping_and_the_capture_shows_it(home, tmp_path):  # noqa: F811
+    import shutil
+    import subprocess
+    from hv.guest.pcap import read_pcap
+    xl(home, "clock", "freeze", check=True)
+    pcap = tmp_path / "xenbr0.pcap"
+    xl(home, "network-capture", "xenbr0", str(pcap), check=True)
+    for n, workload in ((2, '"idle"'), (1, '"sleep 10ms", "ping 10.0.0.2 -c 2 -i 0.1"')):
+        cfg = tmp_path / f"g{n}.cfg"
+        cfg.write_text(f'name = "g{n}"\nmemory = 32\n'
+                       f"vif = [ 'mac=00:16:3e:00:00:0{n},ip=10.0.0.{n}' ]\n"
+                       f"workload = [ {workload} ]\n")
+        xl(home, "create", str(cfg), check=True)
+    xl(home, "clock", "run", "1s", check=True)
+    xl(home, "network-capture", "xenbr0", "--stop", check=True)
+    assert "2 packets transmitted, 2 received, 0% packet loss" in \
+        xl(home, "console", "--dump", "g1", check=True).stdout
+    _linktype, records = read_pcap(str(pcap))
+    assert len(records) == 6                              # ARP both ways, two pings and replies
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "icmp.type"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert fields == ["8", "0", "8", "0"]

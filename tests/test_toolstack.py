@@ -39,3 +39,23 @@ def test_list_shows_each_domain_as_xl_does():
     text = render_list([rows["burner"]]).splitlines()
     assert text[1].startswith(f"burner                                   {burner.domid:5d}    64     1     r")
     assert text[1].endswith(f"{rows['burner']['cpu_time_s']:8.1f}")
+
+
+def test_vcpu_list_rows_as_xl_vcpu_c_prints_them():
+    from xl.cli import render_vcpu_list
+    from xl.toolstack import format_cpumap
+    host, xs = device_host(cpus=4)
+    d, _ = guest(host, xs, "pinned", ["burn 100%"], memory_mib=32)
+    settle(host, 100)
+    rows = Toolstack(host).vcpu_list("pinned")
+    assert [(r["name"], r["domid"], r["vcpu"]) for r in rows] == [("pinned", d.domid, 0)]
+    row = rows[0]
+    assert row["state"] == "r--" and row["cpu"] in range(4) and row["time_s"] > 0.05
+    assert (row["affinity_hard"], row["affinity_soft"]) == ("all", "all")
+    text = render_vcpu_list(rows).splitlines()
+    assert text[0] == ("Name                                ID  VCPU   CPU State   Time(s) "
+                       "Affinity (Hard / Soft)")
+    assert text[1] == (f"pinned                           {d.domid:5d}     0{row['cpu']:5d}   r-- "
+                       f"{row['time_s']:9.1f}  all / all")
+    assert format_cpumap(0b101101, 8) == "0,2-3,5"
+    assert format_cpumap(0, 4) == "none" and format_cpumap(0xF, 4) == "all"

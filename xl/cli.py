@@ -138,6 +138,30 @@ def destroy(domain: str = typer.Argument(..., help="The domain, by name or id.")
     connect().call("destroy", domain=domain)
 
 
+@app.command("vcpu-list")
+def vcpu_list(domain: str = typer.Argument(None, help="One domain (default: all)."),
+              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List each vCPU: its pCPU, state, time and affinities."""
+    rows = connect().call("vcpu_list", domain=domain)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(render_vcpu_list(rows))
+
+
+def render_vcpu_list(rows: list[dict]) -> str:
+    """xl_vcpu.c's table, its printf formats exactly (the CPU column runs
+    on from the VCPU one, as in xl)."""
+    lines = [f"{'Name':<32} {'ID':>5} {'VCPU':>5} {'CPU':>5} {'State':>5} {'Time(s)':>9} "
+             "Affinity (Hard / Soft)"]
+    for r in rows:
+        cpu = "-" if r["cpu"] is None else str(r["cpu"])
+        s = r["state"]
+        lines.append(f"{r['name']:<32} {r['domid']:5d} {r['vcpu']:5d}{cpu:>5} {s[0]:>3}{s[1]}{s[2]} "
+                     f"{r['time_s']:9.1f}  {r['affinity_hard']} / {r['affinity_soft']}")
+    return "\n".join(lines)
+
+
 @app.command("pause")
 def pause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Pause a domain."""

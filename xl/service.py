@@ -205,6 +205,9 @@ class Service:
     def op_destroy(self, domain) -> dict:
         return {"domid": self.toolstack.destroy(domain)}
 
+    def op_vcpu_list(self, domain=None) -> list[dict]:
+        return self.toolstack.vcpu_list(domain)
+
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}
 

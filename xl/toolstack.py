@@ -5,8 +5,10 @@ plain data for the command (or the dashboard) to render."""
 from __future__ import annotations
 
 from hv.public.domctl import (
-    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_pausedomain,
-    XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked,
+    XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
+    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain,
+    XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap, XenDomctlGetvcpuinfo,
+    XenDomctlVcpuaffinity, XEN_DOMINF_blocked,
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
@@ -40,6 +42,26 @@ def state_letters(flags: int) -> str:
         SHUTDOWN_REASON_LETTERS[reason] if reason < len(SHUTDOWN_REASON_LETTERS) else "?",
         "d" if flags & XEN_DOMINF_dying else "-",
     ))
+
+
+def format_cpumap(mask: int, nr_cpus: int) -> str:
+    """xl's print_bitmap(): all, none, or ranges such as 0-3,5."""
+    full = (1 << nr_cpus) - 1
+    if mask & full == full:
+        return "all"
+    if not mask & full:
+        return "none"
+    parts, cpu = [], 0
+    while cpu < nr_cpus:
+        if mask >> cpu & 1:
+            end = cpu
+            while end + 1 < nr_cpus and mask >> (end + 1) & 1:
+                end += 1
+            parts.append(str(cpu) if end == cpu else f"{cpu}-{end}")
+            cpu = end + 1
+        else:
+            cpu += 1
+    return ",".join(parts)
 
 
 class Toolstack:
@@ -194,4 +216,36 @@ class Toolstack:
 
     def dmesg(self, clear: bool) -> str:
         return self.host.xen.console.read_ring(clear).decode(errors="replace")
+
+    def vcpu_list(self, domain=None) -> list[dict]:
+        """`xl vcpu-list`: each vCPU's pCPU, state, time and affinities."""
+        nr_cpus = self.host.xen.nr_cpus
+        domids = [self.domid_of(domain)] if domain is not None else \
+            [info.domain for info in self.domain_infos()]
+        rows = []
+        for domid in domids:
+            info = next(i for i in self.domain_infos() if i.domain == domid)
+            for vcpu in range(info.max_vcpu_id + 1):
+                rc, out = self._query(XEN_DOMCTL_getvcpuinfo, domid, XenDomctlGetvcpuinfo(vcpu=vcpu))
+                if rc < 0:
+                    continue
+                got = out.u
+                bitmap = XenctlBitmap(bitmap=bytes((nr_cpus + 7) // 8), nr_bits=nr_cpus)
+                _, aff = self._query(XEN_DOMCTL_getvcpuaffinity, domid, XenDomctlVcpuaffinity(
+                    vcpu=vcpu, flags=XEN_VCPUAFFINITY_HARD | XEN_VCPUAFFINITY_SOFT,
+                    cpumap_hard=bitmap, cpumap_soft=bitmap))
+                hard = int.from_bytes(aff.u.cpumap_hard.bitmap, "little")
+                soft = int.from_bytes(aff.u.cpumap_soft.bitmap, "little")
+                rows.append({"name": self.name_of(domid), "domid": domid, "vcpu": vcpu,
+                             "cpu": got.cpu if got.online else None,
+                             "state": (("r" if got.running else "-") + ("b" if got.blocked else "-")
+                                       + "-") if got.online else "--p",
+                             "time_s": got.cpu_time / 1e9,
+                             "affinity_hard": format_cpumap(hard, nr_cpus),
+                             "affinity_soft": format_cpumap(soft, nr_cpus)})
+        return rows
+
+    def _query(self, cmd: int, domid: int, u):
+        op = XenDomctl(cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=u)
+        return self.pc.xen.hypercall(self.pc.vcpu, HYPERVISOR_domctl, op)
 

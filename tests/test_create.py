@@ -113,3 +113,34 @@ def test_two_created_guests_ping_and_the_capture_shows_it(home, tmp_path):  # no
     fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "icmp.type"],
                             capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert fields == ["8", "0", "8", "0"]
+
+
+def test_shutdown_reboot_and_the_on_actions(home, tmp_path):  # noqa: F811
+    from xl.client import connect
+    xl(home, "clock", "freeze", check=True)
+    for name, extra in (("plain", ""), ("keeper", 'on_poweroff = "preserve"\n'),
+                        ("phoenix", 'on_crash = "restart"\n'), ("cycler", "")):
+        cfg = tmp_path / f"{name}.cfg"
+        workload = '[ "sleep 100ms", "crash" ]' if name == "phoenix" else '[ "idle" ]'
+        cfg.write_text(f'name = "{name}"\nmemory = 16\n{extra}workload = {workload}\n')
+        xl(home, "create", str(cfg), check=True)
+    client = connect(str(home), autostart=False)
+    ids = {d["name"]: d["domid"] for d in client.call("list")}
+    xl(home, "shutdown", "plain", check=True)
+    xl(home, "shutdown", "keeper", check=True)
+    xl(home, "reboot", "cycler", check=True)
+    xl(home, "clock", "run", "50ms", check=True)
+    rows = {d["name"]: d for d in client.call("list")}
+    assert "plain" not in rows                                  # on_poweroff=destroy
+    assert rows["keeper"]["state"] == "---s--"                  # preserved, powered off
+    assert rows["cycler"]["domid"] != ids["cycler"]             # rebooted: a new domain
+    assert rows["phoenix"]["domid"] == ids["phoenix"]           # not crashed yet
+    xl(home, "clock", "run", "100ms", check=True)
+    rows = {d["name"]: d for d in client.call("list")}
+    assert rows["phoenix"]["domid"] != ids["phoenix"]           # crashed, on_crash=restart
+    assert "powered off" not in xl(home, "console", "--dump", "keeper", check=True).stdout
+    assert "poweroff requested by the toolstack" in xl(home, "console", "--dump", "keeper",
+                                                       check=True).stdout
+    client.close()
+    bad = xl(home, "shutdown")
+    assert bad.returncode == 1 and bad.stderr == "xl: name one domain, or -a for all of them\n"

@@ -146,10 +146,11 @@ def test_a_guest_writes_its_home_is_refused_elsewhere_watches_and_is_cleaned_up(
     assert b"xs-watch-event /local/domain/0/shared\n" in console
 
     conn = host.xenstored.connections[-1]
-    # The workload's watch, and the two its kernel's buses keep on device/ and backend/.
-    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 3
+    # The workload's watch, the two its kernel's buses keep on device/ and
+    # backend/, and its kernel's on control/shutdown.
+    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 4
     assert sorted(w.token for w in conn.watches) == [b"/local/domain/0/shared", b"bus:backend",
-                                                     b"bus:device"]
+                                                     b"bus:device", b"control:shutdown"]
     xs.poll_events()
     destroy_domain(Privcmd(host.xen), d.domid)
     settle(host)
@@ -364,12 +365,14 @@ def test_watch_events_interleave_with_replies_on_the_ring(host, xs):
 
 def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(host, xs):
     d, _ = guest(host, xs, name="traced", workload=[
-        "xs-read vm", "xs-write control/shutdown poweroff", "xs-write control/other x",
+        "xs-read vm", "xs-write control/shutdown ack", "xs-write control/other x",
         "xs-read /vm/00000000-0000-0000-0000-000000000000/name"])
     settle(host, 10)
     # Its kernel reads its name and its buses look at device/ and backend/ first.
     records = [(r.name, r.args, r.result) for r in host.xen.trace if r.kind == "xenstore"
-               and r.domid == d.domid and r.args not in ("device", "backend", "name")]
+               and r.domid == d.domid and r.args not in ("device", "backend", "name")
+               and (r.name, r.args) not in (("WATCH", "control/shutdown"),
+                                            ("READ", "control/shutdown"))]
     assert records == [("READ", "vm", "OK"), ("WRITE", "control/shutdown", "OK"),
                        ("WRITE", "control/other", "EACCES"),
                        ("READ", "/vm/00000000-0000-0000-0000-000000000000/name", "OK")]

@@ -132,6 +132,41 @@ def create(file: str = typer.Argument(..., help="The domain's config file (xl.cf
     connect().call("create", config=config)
 
 
+def _shutdown(domain: str | None, all_domains: bool, wait: bool, reboot: bool) -> None:
+    if all_domains == (domain is not None):
+        raise XlError("name one domain, or -a for all of them")
+    client = connect()
+    targets = ([d["domid"] for d in client.call("list") if d["domid"] != 0] if all_domains
+               else [client.call("shutdown", domain=domain, reboot=reboot)["domid"]])
+    if all_domains:
+        for domid in targets:
+            client.call("shutdown", domain=domid, reboot=reboot)
+    if wait:
+        deadline = time.monotonic() + 120
+        while targets and time.monotonic() < deadline:
+            rows = {d["domid"]: d for d in client.call("list")}
+            targets = [t for t in targets if t in rows and rows[t]["state"][3] != "s"]
+            time.sleep(0.05)
+        if targets:
+            raise XlError(f"domain {targets[0]} did not shut down within 120 s")
+
+
+@app.command("shutdown")
+def shutdown(domain: str = typer.Argument(None, help="The domain, by name or id."),
+             all_domains: bool = typer.Option(False, "-a", "--all", help="Every domain but dom0."),
+             wait: bool = typer.Option(False, "-w", "--wait", help="Wait until it has shut down.")) -> None:
+    """Ask a domain to shut down; its on_poweroff then applies."""
+    _shutdown(domain, all_domains, wait, reboot=False)
+
+
+@app.command("reboot")
+def reboot(domain: str = typer.Argument(None, help="The domain, by name or id."),
+           all_domains: bool = typer.Option(False, "-a", "--all", help="Every domain but dom0."),
+           wait: bool = typer.Option(False, "-w", "--wait", help="Wait until it has shut down.")) -> None:
+    """Ask a domain to reboot; its on_reboot then applies."""
+    _shutdown(domain, all_domains, wait, reboot=True)
+
+
 @app.command("destroy")
 def destroy(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Terminate a domain at once."""

@@ -85,7 +85,7 @@ class Clock:
 JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
-CHANGES = ("create", "destroy", "network_capture", "pause", "unpause")
+CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown")
 
 
 class Journal:
@@ -178,15 +178,20 @@ class Service:
         args = request.get("args") or {}
         try:
             with self.host.lock:
-                at = self.host.now
-                result = handler(**args)
-                if op in CHANGES:
-                    self.journal.append({"t": at, "op": op, "args": args})
+                result = self.change(op, args) if op in CHANGES else handler(**args)
+                self.reap()
                 return {"ok": True, "result": result}
         except (ServiceError, ToolstackError) as e:
             return {"ok": False, "error": str(e)}
         except TypeError as e:
             return {"ok": False, "error": f"bad arguments for {op}: {e}"}
+
+    def change(self, op: str, args: dict):
+        """Apply a change and journal it, with the time it was applied at."""
+        at = self.host.now
+        result = getattr(self, f"op_{op}")(**args)
+        self.journal.append({"t": at, "op": op, "args": args})
+        return result
 
     def op_status(self) -> dict:
         xen = self.host.xen
@@ -207,6 +212,19 @@ class Service:
 
     def op_vcpu_list(self, domain=None) -> list[dict]:
         return self.toolstack.vcpu_list(domain)
+
+    def op_shutdown(self, domain, reboot: bool = False) -> dict:
+        return {"domid": self.toolstack.shutdown(domain, reboot)}
+
+    def op_on_shutdown(self, domid: int, action: str) -> dict:
+        return self.toolstack.on_shutdown(domid, action)
+
+    def reap(self) -> None:
+        """What each domain that shut down asks for (its on_* setting),
+        journaled like any other change: on restart the journal, not this,
+        says when it happened."""
+        for domid, action in self.toolstack.pending_actions():
+            self.change("on_shutdown", {"domid": domid, "action": action})
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}
@@ -243,6 +261,7 @@ class Service:
             if value <= 0:
                 raise ServiceError(f"run takes a duration above 0, not {value:g}")
             self.host.run(until=self.host.now + int(value * 1e9))
+            self.reap()
         else:
             raise ServiceError(f"unknown clock action {action!r}")
         clock.rebase()
@@ -266,6 +285,11 @@ class Service:
             target = self.clock.target()
             if target > self.host.now:
                 self.host.run(until=target)
+                with self.host.lock:
+                    try:
+                        self.reap()
+                    except ToolstackError as e:
+                        print(f"xl: acting on a shutdown: {e}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------ serving
     def serve(self, listener: socket.socket) -> None:

@@ -4,6 +4,8 @@ plain data for the command (or the dashboard) to render."""
 
 from __future__ import annotations
 
+import json
+
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
     XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain,
@@ -64,6 +66,13 @@ def format_cpumap(mask: int, nr_cpus: int) -> str:
     return ",".join(parts)
 
 
+# Which config key says what to do after each shutdown reason (poweroff,
+# reboot, suspend, crash, watchdog, soft reset), and the default.
+AFTER_SHUTDOWN = {0: ("on_poweroff", "destroy"), 1: ("on_reboot", "restart"),
+                  3: ("on_crash", "destroy"), 4: ("on_watchdog", "destroy"),
+                  5: ("on_soft_reset", "restart")}
+
+
 class Toolstack:
     def __init__(self, host):
         self.host = host
@@ -122,6 +131,8 @@ class Toolstack:
             raise ToolstackError(str(e)) from None
         except HypercallError as e:
             raise ToolstackError(f"creating {name}: {e}") from None
+        # Kept where libxl keeps its own, for what happens when it shuts down.
+        self.xs.write(f"/libxl/{built.domid}/xenlab-config", json.dumps(config, sort_keys=True))
         return built.domid
 
     def _devices(self, name: str, config: dict) -> list[Device]:
@@ -248,4 +259,52 @@ class Toolstack:
     def _query(self, cmd: int, domid: int, u):
         op = XenDomctl(cmd=cmd, interface_version=XEN_DOMCTL_INTERFACE_VERSION, domain=domid, u=u)
         return self.pc.xen.hypercall(self.pc.vcpu, HYPERVISOR_domctl, op)
+
+    # ------------------------------------------------------------ shutdown
+    def shutdown(self, domain, reboot: bool = False) -> int:
+        """Ask the guest to shut down (or reboot) through control/shutdown;
+        it is the guest's kernel that does it."""
+        domid = self.domid_of(domain)
+        if domid == 0:
+            raise ToolstackError("dom0 is shut down with the host (xl host stop)")
+        self.xs.write(f"/local/domain/{domid}/control/shutdown", "reboot" if reboot else "poweroff")
+        return domid
+
+    def config_of(self, domid: int) -> dict | None:
+        try:
+            return json.loads(self.xs.read(f"/libxl/{domid}/xenlab-config"))
+        except (XsError, ValueError):
+            return None
+
+    def pending_actions(self) -> list[tuple[int, str]]:
+        """Domains that shut down and wait for the toolstack: each with what
+        its config says to do now."""
+        out = []
+        for info in self.domain_infos():
+            if not info.flags & XEN_DOMINF_shutdown or info.flags & XEN_DOMINF_dying:
+                continue
+            config = self.config_of(info.domain)
+            if config is None or self.xs.exists(f"/libxl/{info.domain}/xenlab-handled"):
+                continue
+            reason = (info.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask
+            if reason not in AFTER_SHUTDOWN:
+                continue                    # suspended: it waits to be resumed or saved
+            key, default = AFTER_SHUTDOWN[reason]
+            out.append((info.domain, config.get(key, default)))
+        return out
+
+    def on_shutdown(self, domid: int, action: str) -> dict:
+        """Carry out on_poweroff/on_reboot/on_crash for a domain that shut down."""
+        config = self.config_of(domid)
+        if config is None:
+            raise ToolstackError(f"domain {domid} has no config to act on")
+        if action in ("preserve", "rename-restart"):
+            self.xs.write(f"/libxl/{domid}/xenlab-handled", action)
+        if action == "rename-restart":
+            self.xs.write(f"/local/domain/{domid}/name", f"{config['name']}--incarnation")
+        elif action in ("destroy", "restart", "coredump-destroy", "coredump-restart", "soft-reset"):
+            self.destroy(domid)
+        if action in ("restart", "rename-restart", "coredump-restart", "soft-reset"):
+            return {"domid": self.create(config)}
+        return {}
 

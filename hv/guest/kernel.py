@@ -56,7 +56,10 @@ from hv.public.io.xenbus import XenbusStateClosed, XenbusStateClosing, XenbusSta
 from hv.public.memory import (
     XENMEM_decrease_reservation, XENMEM_populate_physmap, XenMemoryReservation,
 )
-from hv.public.sched import SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, SchedShutdown
+from hv.public.sched import (
+    SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
+    SchedShutdown,
+)
 from hv.public.vcpu import VCPUOP_initialise, VCPUOP_up
 from hv.public.xen import (
     CONSOLEIO_write, DOMID_SELF, HYPERVISOR_callback_op, HYPERVISOR_console_io,
@@ -386,10 +389,28 @@ class PVKernel:
         self.buses = [XenbusBus(True, FRONTENDS), XenbusBus(False, BACKENDS)]
         for bus in self.buses:
             bus.start(self, v)
+        if not self.start_info.flags & SIF_INITDOMAIN:
+            self.xenbus.watchers[b"control:shutdown"] = self._shutdown_event
+            self.xs(v, XS_WATCH, b"control/shutdown\0control:shutdown\0")
         return 0, True
 
     def _named(self, v: "VCPU", ok: bool, value: bytes) -> None:
         self.hostname = value.decode(errors="replace") if ok else f"domain{self.d.domid}"
+
+    def _shutdown_event(self, v: "VCPU", _path: bytes) -> None:
+        self.xs(v, XS_READ, b"control/shutdown\0", self._shutdown_requested)
+
+    def _shutdown_requested(self, v: "VCPU", ok: bool, value: bytes) -> None:
+        """The toolstack asks the guest to shut itself down (Linux's
+        drivers/xen/manage.c): the request is acknowledged by clearing the
+        node, then the kernel shuts down with the reason asked for."""
+        reason = {b"poweroff": SHUTDOWN_poweroff, b"halt": SHUTDOWN_poweroff,
+                  b"reboot": SHUTDOWN_reboot}.get(value if ok else b"")
+        if reason is None:
+            return
+        self.xs(v, XS_WRITE, b"control/shutdown\0")
+        self.console_write(v, f"xenlab PV kernel: {value.decode()} requested by the toolstack\n")
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=reason))
 
     # ------------------------------------------------------------ devices
     def device(self, devclass: str, name: str):

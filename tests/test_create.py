@@ -144,3 +144,35 @@ def test_shutdown_reboot_and_the_on_actions(home, tmp_path):  # noqa: F811
     client.close()
     bad = xl(home, "shutdown")
     assert bad.returncode == 1 and bad.stderr == "xl: name one domain, or -a for all of them\n"
+
+
+def test_sched_credit_vcpu_pin_rename_and_debug_keys(home, tmp_path):  # noqa: F811
+    cfg = tmp_path / "w.cfg"
+    cfg.write_text('name = "worker"\nmemory = 16\nvcpus = 2\nworkload = [ "idle" ]\n')
+    xl(home, "create", str(cfg), check=True)
+    shown = xl(home, "sched-credit", check=True).stdout.splitlines()
+    assert shown[0] == "Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us"
+    assert shown[1] == "Name                                ID Weight  Cap"
+    xl(home, "sched-credit", "-d", "worker", "-w", "512", "-c", "50", check=True)
+    row = json.loads(xl(home, "sched-credit", "-d", "worker", "--json", check=True).stdout)[0]
+    assert (row["name"], row["weight"], row["cap"]) == ("worker", 512, 50)
+    bad = xl(home, "sched-credit", "-d", "worker", "-w", "0")
+    assert bad.returncode == 1 and bad.stderr == "xl: weight must be 1..65535, not 0\n"
+    xl(home, "vcpu-pin", "worker", "1", "0-1,3", check=True)
+    vcpus = json.loads(xl(home, "vcpu-list", "worker", "--json", check=True).stdout)
+    assert [v["affinity_hard"] for v in vcpus] == ["all", "0-1,3"]
+    xl(home, "rename", "worker", "toiler", check=True)
+    assert "toiler" in [d["name"] for d in json.loads(xl(home, "list", "--json", check=True).stdout)]
+    xl(home, "debug-keys", "r", check=True)
+    assert "(XEN) Scheduler: SMP Credit Scheduler (credit)" in xl(home, "dmesg", check=True).stdout
+
+
+def test_cpu_lists_read_as_xl_reads_them():
+    from xl.cli import parse_cpulist
+    from xl.client import XlError
+    assert parse_cpulist("0-3,5") == 0b101111
+    assert parse_cpulist("all,^1", 4) == 0b1101
+    assert parse_cpulist("7") == 1 << 7
+    for bad in ("x", "3-1", "1-a"):
+        with pytest.raises(XlError):
+            parse_cpulist(bad)

@@ -197,6 +197,69 @@ def render_vcpu_list(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@app.command("sched-credit")
+def sched_credit(domain: str = typer.Option(None, "-d", "--domain", help="One domain."),
+                 weight: int = typer.Option(None, "-w", "--weight", help="Set its weight (1-65535)."),
+                 cap: int = typer.Option(None, "-c", "--cap", help="Set its cap (% of a pCPU, 0: none)."),
+                 pool_only: bool = typer.Option(False, "-s", "--schedparam", help="Only the pool's settings."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show or set the credit scheduler's weight and cap of domains."""
+    client = connect()
+    if weight is not None or cap is not None:
+        client.call("sched_credit_set", domain=domain, weight=weight, cap=cap)
+        return
+    rows = client.call("sched_credit", domain=domain)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    lines = ["Cpupool Pool-0: tslice=30ms ratelimit=1000us migration-delay=0us"]
+    if not pool_only:
+        lines.append(f"{'Name':<33} {'ID':>4} {'Weight':>6} {'Cap':>4}")
+        lines += [f"{r['name']:<33} {r['domid']:4d} {r['weight']:6d} {r['cap']:4d}" for r in rows]
+    typer.echo("\n".join(lines))
+
+
+def parse_cpulist(text: str, nr_cpus: int = 4096) -> int:
+    """xl's cpu lists: all, a number, ranges, and ^ to take one out."""
+    mask = 0
+    for part in text.split(","):
+        part = part.strip()
+        negate = part.startswith("^")
+        part = part.lstrip("^")
+        if part == "all":
+            bits = (1 << nr_cpus) - 1
+        else:
+            first, _, last = part.partition("-")
+            if not first.isdigit() or (last and not last.isdigit()):
+                raise XlError(f"invalid cpu list {text!r}")
+            lo, hi = int(first), int(last or first)
+            if hi < lo:
+                raise XlError(f"invalid cpu range {part!r}")
+            bits = ((1 << (hi - lo + 1)) - 1) << lo
+        mask = mask & ~bits if negate else mask | bits
+    return mask
+
+
+@app.command("vcpu-pin")
+def vcpu_pin(domain: str = typer.Argument(..., help="The domain."),
+             vcpu: int = typer.Argument(..., help="The vCPU."),
+             hard: str = typer.Argument(..., help="pCPUs it may run on: all, 0-3,5 ...")) -> None:
+    """Set a vCPU's hard affinity."""
+    connect().call("vcpu_pin", domain=domain, vcpu=vcpu, hard=parse_cpulist(hard))
+
+
+@app.command("rename")
+def rename(domain: str = typer.Argument(...), new_name: str = typer.Argument(...)) -> None:
+    """Give a domain a new name."""
+    connect().call("rename", domain=domain, new_name=new_name)
+
+
+@app.command("debug-keys")
+def debug_keys(keys: str = typer.Argument(..., help="Keys to press (h lists them).")) -> None:
+    """Press the hypervisor's debug keys; see what they print with xl dmesg."""
+    connect().call("debug_keys", keys=keys)
+
+
 @app.command("pause")
 def pause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Pause a domain."""

@@ -85,7 +85,8 @@ class Clock:
 JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
-CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown")
+CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
+           "sched_credit_set", "vcpu_pin", "rename", "debug_keys")
 
 
 class Journal:
@@ -225,6 +226,21 @@ class Service:
         says when it happened."""
         for domid, action in self.toolstack.pending_actions():
             self.change("on_shutdown", {"domid": domid, "action": action})
+
+    def op_sched_credit(self, domain=None) -> list[dict]:
+        return self.toolstack.sched_credit(domain)
+
+    def op_sched_credit_set(self, domain, weight=None, cap=None) -> list[dict]:
+        return self.toolstack.sched_credit(domain, weight, cap)
+
+    def op_vcpu_pin(self, domain, vcpu: int, hard: int) -> None:
+        self.toolstack.vcpu_pin(domain, vcpu, hard)
+
+    def op_rename(self, domain, new_name: str) -> dict:
+        return {"domid": self.toolstack.rename(domain, new_name)}
+
+    def op_debug_keys(self, keys: str) -> None:
+        self.toolstack.debug_keys(keys)
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}

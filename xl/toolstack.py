@@ -8,7 +8,9 @@ import json
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
-    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain,
+    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_SCHEDOP_getinfo,
+    XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setvcpuaffinity,
+    XEN_DOMCTL_unpausedomain, XEN_SCHEDULER_CREDIT, XenDomctlSchedCredit, XenDomctlSchedulerOp,
     XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap, XenDomctlGetvcpuinfo,
     XenDomctlVcpuaffinity, XEN_DOMINF_blocked,
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
@@ -307,4 +309,60 @@ class Toolstack:
         if action in ("restart", "rename-restart", "coredump-restart", "soft-reset"):
             return {"domid": self.create(config)}
         return {}
+
+    # ------------------------------------------------------------ more of xl
+    def debug_keys(self, keys: str) -> None:
+        """Press hypervisor debug keys; what they print goes to dmesg."""
+        for key in keys:
+            self.host.xen.debug_key(key)
+
+    def sched_credit(self, domain=None, weight: int | None = None, cap: int | None = None) -> list[dict]:
+        """Read (and with weight or cap, set) credit parameters."""
+        domids = [self.domid_of(domain)] if domain is not None else \
+            [info.domain for info in self.domain_infos()]
+        if (weight is not None or cap is not None) and domain is None:
+            raise ToolstackError("setting weight or cap needs a domain (-d)")
+        if weight is not None and not 1 <= weight <= 65535:
+            raise ToolstackError(f"weight must be 1..65535, not {weight}")
+        if cap is not None and not 0 <= cap <= 65535:
+            raise ToolstackError(f"cap must be 0..65535, not {cap}")
+        rows = []
+        for domid in domids:
+            now = self._sched(domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
+            if weight is not None or cap is not None:
+                now = self._sched(domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
+                    weight=now.weight if weight is None else weight, cap=now.cap if cap is None else cap))
+                now = self._sched(domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
+            rows.append({"name": self.name_of(domid), "domid": domid, "weight": now.weight,
+                         "cap": now.cap})
+        return rows
+
+    def _sched(self, domid: int, cmd: int, params) -> XenDomctlSchedCredit:
+        rc, out = self._query(XEN_DOMCTL_scheduler_op, domid, XenDomctlSchedulerOp(
+            sched_id=XEN_SCHEDULER_CREDIT, cmd=cmd, u=params))
+        if rc < 0:
+            raise ToolstackError(f"scheduler_op on domain {domid}: error {rc}")
+        return out.u.u
+
+    def vcpu_pin(self, domain, vcpu: int, hard: int) -> None:
+        domid = self.domid_of(domain)
+        nr = self.host.xen.nr_cpus
+        bitmap = XenctlBitmap(bitmap=(hard & ((1 << nr) - 1)).to_bytes((nr + 7) // 8, "little"), nr_bits=nr)
+        rc, _ = self._query(XEN_DOMCTL_setvcpuaffinity, domid, XenDomctlVcpuaffinity(
+            vcpu=vcpu, flags=XEN_VCPUAFFINITY_HARD, cpumap_hard=bitmap,
+            cpumap_soft=XenctlBitmap(bitmap=bytes((nr + 7) // 8), nr_bits=nr)))
+        if rc < 0:
+            raise ToolstackError(f"setting vCPU {vcpu}'s affinity: error {rc}")
+
+    def rename(self, domain, new_name: str) -> int:
+        domid = self.domid_of(domain)
+        if not new_name or any(d["name"] == new_name for d in self.list_domains()):
+            raise ToolstackError(f"domain name {new_name!r} is taken or empty")
+        self.xs.write(f"/local/domain/{domid}/name", new_name)
+        try:
+            vm = self.xs.read(f"/local/domain/{domid}/vm").decode()
+            self.xs.write(f"{vm}/name", new_name)
+        except XsError:
+            pass
+        return domid
 

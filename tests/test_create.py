@@ -176,3 +176,27 @@ def test_cpu_lists_read_as_xl_reads_them():
     for bad in ("x", "3-1", "1-a"):
         with pytest.raises(XlError):
             parse_cpulist(bad)
+
+
+def test_mem_set_makes_the_guests_balloon_driver_give_pages_back_and_take_them(home, tmp_path):  # noqa: F811
+    xl(home, "clock", "freeze", check=True)
+    cfg = tmp_path / "b.cfg"
+    cfg.write_text('name = "balloon"\nmemory = 64\nmaxmem = 128\nworkload = [ "idle" ]\n')
+    xl(home, "create", str(cfg), check=True)
+
+    def mem() -> int:
+        rows = json.loads(xl(home, "list", "--json", check=True).stdout)
+        return next(d["mem_mib"] for d in rows if d["name"] == "balloon")
+
+    xl(home, "clock", "run", "10ms", check=True)
+    assert mem() == 64
+    xl(home, "mem-set", "balloon", "32m", check=True)
+    xl(home, "clock", "run", "100ms", check=True)
+    assert mem() == 32
+    xl(home, "mem-set", "balloon", "96", check=True)        # a bare number is MiB
+    xl(home, "clock", "run", "100ms", check=True)
+    assert mem() == 64              # it can take back only the pages it gave (its 64 MiB)
+    over = xl(home, "mem-set", "balloon", "256m")
+    assert over.returncode == 1 and "not within the domain's maximum (128 MiB)" in over.stderr
+    xl(home, "mem-max", "balloon", "256m", check=True)
+    xl(home, "mem-set", "balloon", "256m", check=True)

@@ -147,10 +147,11 @@ def test_a_guest_writes_its_home_is_refused_elsewhere_watches_and_is_cleaned_up(
 
     conn = host.xenstored.connections[-1]
     # The workload's watch, the two its kernel's buses keep on device/ and
-    # backend/, and its kernel's on control/shutdown.
-    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 4
-    assert sorted(w.token for w in conn.watches) == [b"/local/domain/0/shared", b"bus:backend",
-                                                     b"bus:device", b"control:shutdown"]
+    # backend/, and its kernel's on control/shutdown and memory/target.
+    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 5
+    assert sorted(w.token for w in conn.watches) == [b"/local/domain/0/shared", b"balloon:target",
+                                                     b"bus:backend", b"bus:device",
+                                                     b"control:shutdown"]
     xs.poll_events()
     destroy_domain(Privcmd(host.xen), d.domid)
     settle(host)
@@ -372,7 +373,8 @@ def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(
     records = [(r.name, r.args, r.result) for r in host.xen.trace if r.kind == "xenstore"
                and r.domid == d.domid and r.args not in ("device", "backend", "name")
                and (r.name, r.args) not in (("WATCH", "control/shutdown"),
-                                            ("READ", "control/shutdown"))]
+                                            ("READ", "control/shutdown"),
+                                            ("WATCH", "memory/target"), ("READ", "memory/target"))]
     assert records == [("READ", "vm", "OK"), ("WRITE", "control/shutdown", "OK"),
                        ("WRITE", "control/other", "EACCES"),
                        ("READ", "/vm/00000000-0000-0000-0000-000000000000/name", "OK")]

@@ -260,6 +260,27 @@ def debug_keys(keys: str = typer.Argument(..., help="Keys to press (h lists them
     connect().call("debug_keys", keys=keys)
 
 
+def _mem_kib(text: str) -> int:
+    """xl's memory sizes: a number is MiB; k, m, g, t suffixes as given."""
+    from hv.guest.workload import parse_size
+    try:
+        return parse_size(text) // 1024 if text[-1:].isalpha() else int(text) * 1024
+    except ValueError as e:
+        raise XlError(str(e)) from None
+
+
+@app.command("mem-set")
+def mem_set(domain: str = typer.Argument(...), size: str = typer.Argument(..., help="Say 256m or 1g.")) -> None:
+    """Set a domain's memory target: its balloon driver gives back or takes pages."""
+    connect().call("mem_set", domain=domain, kib=_mem_kib(size))
+
+
+@app.command("mem-max")
+def mem_max(domain: str = typer.Argument(...), size: str = typer.Argument(..., help="Say 512m.")) -> None:
+    """Set the most memory a domain may have."""
+    connect().call("mem_max", domain=domain, kib=_mem_kib(size))
+
+
 @app.command("pause")
 def pause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Pause a domain."""

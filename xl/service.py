@@ -86,7 +86,7 @@ JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
-           "sched_credit_set", "vcpu_pin", "rename", "debug_keys")
+           "sched_credit_set", "vcpu_pin", "rename", "debug_keys", "mem_set", "mem_max")
 
 
 class Journal:
@@ -241,6 +241,12 @@ class Service:
 
     def op_debug_keys(self, keys: str) -> None:
         self.toolstack.debug_keys(keys)
+
+    def op_mem_set(self, domain, kib: int) -> dict:
+        return {"domid": self.toolstack.mem_set(domain, kib)}
+
+    def op_mem_max(self, domain, kib: int) -> dict:
+        return {"domid": self.toolstack.mem_max(domain, kib)}
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}

@@ -8,7 +8,7 @@ import json
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
-    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_pausedomain, XEN_DOMCTL_SCHEDOP_getinfo,
+    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_max_mem, XEN_DOMCTL_pausedomain, XenDomctlMaxMem, XEN_DOMCTL_SCHEDOP_getinfo,
     XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setvcpuaffinity,
     XEN_DOMCTL_unpausedomain, XEN_SCHEDULER_CREDIT, XenDomctlSchedCredit, XenDomctlSchedulerOp,
     XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap, XenDomctlGetvcpuinfo,
@@ -364,5 +364,27 @@ class Toolstack:
             self.xs.write(f"{vm}/name", new_name)
         except XsError:
             pass
+        return domid
+
+    # ------------------------------------------------------------ memory
+    def mem_set(self, domain, kib: int) -> int:
+        """libxl_set_memory_target(): the guest's balloon driver does the rest."""
+        domid = self.domid_of(domain)
+        try:
+            static_max = int(self.xs.read(f"/local/domain/{domid}/memory/static-max"))
+        except (XsError, ValueError):
+            raise ToolstackError(f"domain {domid} has no memory/static-max") from None
+        if not 0 < kib <= static_max:
+            raise ToolstackError(f"memory target {kib >> 10} MiB is not within the domain's maximum "
+                                 f"({static_max >> 10} MiB)")
+        self.xs.write(f"/local/domain/{domid}/memory/target", str(kib))
+        return domid
+
+    def mem_max(self, domain, kib: int) -> int:
+        domid = self.domid_of(domain)
+        rc, _ = self._query(XEN_DOMCTL_max_mem, domid, XenDomctlMaxMem(max_memkb=kib + 1024))
+        if rc < 0:
+            raise ToolstackError(f"setting the maximum memory: error {rc}")
+        self.xs.write(f"/local/domain/{domid}/memory/static-max", str(kib))
         return domid
 

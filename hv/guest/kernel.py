@@ -392,7 +392,27 @@ class PVKernel:
         if not self.start_info.flags & SIF_INITDOMAIN:
             self.xenbus.watchers[b"control:shutdown"] = self._shutdown_event
             self.xs(v, XS_WATCH, b"control/shutdown\0control:shutdown\0")
+            self.xenbus.watchers[b"balloon:target"] = self._target_event
+            self.xs(v, XS_WATCH, b"memory/target\0balloon:target\0")
         return 0, True
+
+    def _target_event(self, v: "VCPU", _path: bytes) -> None:
+        self.xs(v, XS_READ, b"memory/target\0", self._target)
+
+    def _target(self, v: "VCPU", ok: bool, value: bytes) -> None:
+        """The balloon driver (Linux's drivers/xen/balloon.c): the toolstack
+        set memory/target (KiB); the kernel gives pages back or takes them
+        until it holds that much."""
+        try:
+            pages = int(value) >> (PAGE_SHIFT - 10) if ok else None
+        except ValueError:
+            pages = None
+        if pages is None or pages == self.nr_pages - len(self.ballooned) or pages <= 0:
+            return
+        queue = self.vcpus[0].queue
+        at = 0 if not queue or queue[0][0] in PREEMPTIBLE else 1
+        queue.insert(at, ("balloon", pages))
+        self.xen.guest_cpu.kick(self.d.vcpus[0])
 
     def _named(self, v: "VCPU", ok: bool, value: bytes) -> None:
         self.hostname = value.decode(errors="replace") if ok else f"domain{self.d.domid}"

@@ -200,3 +200,37 @@ def test_mem_set_makes_the_guests_balloon_driver_give_pages_back_and_take_them(h
     assert over.returncode == 1 and "not within the domain's maximum (128 MiB)" in over.stderr
     xl(home, "mem-max", "balloon", "256m", check=True)
     xl(home, "mem-set", "balloon", "256m", check=True)
+
+
+def test_devices_attach_list_and_detach_while_the_guest_runs(home, tmp_path):  # noqa: F811
+    xl(home, "clock", "freeze", check=True)
+    cfg = tmp_path / "h.cfg"
+    cfg.write_text('name = "hotplug"\nmemory = 32\nworkload = [ "idle" ]\n')
+    xl(home, "create", str(cfg), check=True)
+    disk = tmp_path / "b.raw"
+    disk.write_bytes(bytes(4 << 20))
+    xl(home, "block-attach", "hotplug", f"{disk},raw,xvdb,rw", check=True)
+    xl(home, "network-attach", "hotplug", "mac=00:16:3e:00:00:09", "bridge=xenbr0", check=True)
+    xl(home, "vtpm-attach", "hotplug", check=True)
+    xl(home, "clock", "run", "20ms", check=True)
+
+    def listed(cmd: str) -> list[dict]:
+        return json.loads(xl(home, cmd, "hotplug", "--json", check=True).stdout)
+
+    (vbd,) = listed("block-list")
+    assert (vbd["devid"], vbd["state"], vbd["backend_id"]) == (51728, 4, 0)     # connected
+    assert vbd["rref"] > 0 and vbd["evtch"] > 0
+    (vif,) = listed("network-list")
+    assert (vif["mac"], vif["state"]) == ("00:16:3e:00:00:09", 4)
+    (tpm,) = listed("vtpm-list")
+    assert tpm["state"] == 4 and len(tpm["uuid"]) == 36
+    table = xl(home, "block-list", "hotplug", check=True).stdout.splitlines()
+    assert table[0].startswith("Vdev  BE  handle state evt-ch ring-ref BE-path")
+    assert table[1].startswith("51728 0   ")
+    xl(home, "block-detach", "hotplug", "xvdb", check=True)
+    xl(home, "network-detach", "hotplug", "00:16:3e:00:00:09", check=True)
+    xl(home, "vtpm-detach", "hotplug", tpm["uuid"], check=True)
+    xl(home, "clock", "run", "20ms", check=True)
+    assert listed("block-list") == listed("network-list") == listed("vtpm-list") == []
+    missing = xl(home, "block-detach", "hotplug", "xvdc")
+    assert missing.returncode == 1 and missing.stderr == "xl: Error: Device 51744 not connected.\n"

@@ -281,6 +281,123 @@ def mem_max(domain: str = typer.Argument(...), size: str = typer.Argument(..., h
     connect().call("mem_max", domain=domain, kib=_mem_kib(size))
 
 
+def _attach(domain: str, devclass: str, spec: str) -> None:
+    connect().call("device_attach", domain=domain, devclass=devclass, spec=spec)
+
+
+def _devid(client, domain: str, devclass: str, which: str) -> int:
+    """A device named by its id, or (disks) its vdev, (vifs) its MAC,
+    (vTPMs) its uuid."""
+    from xl.devspec import vdev_to_devid
+    if which.isdigit():
+        return int(which)
+    if devclass == "vbd":
+        try:
+            return vdev_to_devid(which)
+        except ValueError:
+            pass
+    key = {"vif": "mac", "vtpm": "uuid"}.get(devclass)
+    for row in client.call("device_list", domain=domain, devclass=devclass):
+        if key and str(row.get(key, "")).lower() == which.lower():
+            return row["devid"]
+    raise XlError(f"Unknown device {which}.")
+
+
+def _detach(domain: str, devclass: str, which: str) -> None:
+    client = connect()
+    client.call("device_detach", domain=domain, devclass=devclass,
+                devid=_devid(client, domain, devclass, which))
+
+
+@app.command("block-attach")
+def block_attach(domain: str = typer.Argument(...),
+                 spec: list[str] = typer.Argument(..., help="A disk spec, as in a config's disk=.")) -> None:
+    """Attach a disk."""
+    _attach(domain, "vbd", ",".join(spec))
+
+
+@app.command("block-detach")
+def block_detach(domain: str = typer.Argument(...), vdev: str = typer.Argument(..., help="xvdb, or its id.")) -> None:
+    """Detach a disk: its backend closes, then both ends' directories go."""
+    _detach(domain, "vbd", vdev)
+
+
+@app.command("block-list")
+def block_list(domains: list[str] = typer.Argument(...),
+               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List a domain's disks as both ends publish them."""
+    client = connect()
+    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vbd")]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    lines = [f"{'Vdev':<5} {'BE':<3} {'handle':<6} {'state':<5} {'evt-ch':<6} {'ring-ref':<8} {'BE-path':<30}"]
+    lines += [f"{r['devid']:<5d} {r['backend_id']:<3d} {r['frontend_id']:<6d} {r['state']:<5d} "
+              f"{r['evtch']:<6d} {r['rref']:<8d} {r['backend']:<30}" for r in rows]
+    typer.echo("\n".join(lines))
+
+
+@app.command("network-attach")
+def network_attach(domain: str = typer.Argument(...),
+                   spec: list[str] = typer.Argument(None, help="key=value settings, as in vif=.")) -> None:
+    """Attach a network interface."""
+    _attach(domain, "vif", ",".join(spec or []))
+
+
+@app.command("network-detach")
+def network_detach(domain: str = typer.Argument(...), which: str = typer.Argument(..., help="Its id or MAC.")) -> None:
+    """Detach a network interface."""
+    _detach(domain, "vif", which)
+
+
+@app.command("network-list")
+def network_list(domains: list[str] = typer.Argument(...),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List a domain's network interfaces."""
+    client = connect()
+    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vif")]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    lines = [f"{'Idx':<3} {'BE':<2} {'Mac Addr.':<17} {'handle':<6} {'state':<5} {'evt-ch':<6} "
+             f"{'tx-':>5}/{'rx-ring-ref':<5} {'BE-path':<30}"]
+    lines += [f"{r['devid']:<3d} {r['backend_id']:<2d} {r['mac']}{r['devid']:6d} {r['state']:5d} "
+              f"{r['evtch']:6d} {r['rref_tx']:5d}/{r['rref_rx']:<11d} {r['backend']:<30}" for r in rows]
+    typer.echo("\n".join(lines))
+
+
+@app.command("vtpm-attach")
+def vtpm_attach(domain: str = typer.Argument(...),
+                spec: list[str] = typer.Argument(None, help="uuid=... and/or backend=...")) -> None:
+    """Attach a vTPM."""
+    items = list(spec or [])
+    if not any(item.startswith("backend=") for item in items):
+        items.insert(0, "backend=0")
+    _attach(domain, "vtpm", ",".join(items))
+
+
+@app.command("vtpm-detach")
+def vtpm_detach(domain: str = typer.Argument(...), which: str = typer.Argument(..., help="Its id or uuid.")) -> None:
+    """Detach a vTPM."""
+    _detach(domain, "vtpm", which)
+
+
+@app.command("vtpm-list")
+def vtpm_list(domains: list[str] = typer.Argument(...),
+              as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List a domain's vTPMs."""
+    client = connect()
+    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vtpm")]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    lines = [f"{'Idx':<3} {'BE':<2} {'Uuid':<36} {'handle':<6} {'state':<5} {'evt-ch':<6} "
+             f"{'ring-ref':<5} {'BE-path':<10}"]
+    lines += [f"{r['devid']:<3d} {r['backend_id']:<2d} {r['uuid']:<36} {r['devid']:6d} {r['state']:5d} "
+              f"{r['evtch']:6d} {r['rref']:8d} {r['backend']:<30}" for r in rows]
+    typer.echo("\n".join(lines))
+
+
 @app.command("pause")
 def pause(domain: str = typer.Argument(..., help="The domain, by name or id.")) -> None:
     """Pause a domain."""

@@ -86,7 +86,8 @@ JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
-           "sched_credit_set", "vcpu_pin", "rename", "debug_keys", "mem_set", "mem_max")
+           "sched_credit_set", "vcpu_pin", "rename", "debug_keys", "mem_set", "mem_max",
+           "device_attach", "device_detach", "detach_finish")
 
 
 class Journal:
@@ -226,6 +227,8 @@ class Service:
         says when it happened."""
         for domid, action in self.toolstack.pending_actions():
             self.change("on_shutdown", {"domid": domid, "action": action})
+        for domid, devclass, devid in self.toolstack.pending_detaches():
+            self.change("detach_finish", {"domid": domid, "devclass": devclass, "devid": devid})
 
     def op_sched_credit(self, domain=None) -> list[dict]:
         return self.toolstack.sched_credit(domain)
@@ -247,6 +250,18 @@ class Service:
 
     def op_mem_max(self, domain, kib: int) -> dict:
         return {"domid": self.toolstack.mem_max(domain, kib)}
+
+    def op_device_list(self, domain, devclass: str) -> list[dict]:
+        return self.toolstack.device_list(domain, devclass)
+
+    def op_device_attach(self, domain, devclass: str, spec: str) -> dict:
+        return self.toolstack.attach(domain, devclass, spec)
+
+    def op_device_detach(self, domain, devclass: str, devid: int) -> dict:
+        return self.toolstack.detach(domain, devclass, devid)
+
+    def op_detach_finish(self, domid: int, devclass: str, devid: int) -> None:
+        self.toolstack.finish_detach(domid, devclass, devid)
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}

@@ -19,7 +19,9 @@ from hv.public.domctl import (
 from hv.public.xen import DOMID_FIRST_RESERVED, HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
 from hv.xenstore.errors import XsError
-from xl.device import Device
+from xl.device import (
+    Device, backend_closed, device_add, device_destroy, device_request_close, list_devices,
+)
 from xl.dombuild import create_pv_domain, destroy_domain
 from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
 from xl.domain_store import remove_domain_entries
@@ -147,7 +149,8 @@ class Toolstack:
                 "removable": disk.removable, "bootable": 1},
                 front={"virtual-device": disk.devid,
                        "device-type": "cdrom" if disk.is_cdrom else "disk"}))
-        for devid, spec in enumerate(config.get("vif", [])):
+        first_vif = config.get("first_vif", 0)
+        for devid, spec in enumerate(config.get("vif", []), first_vif):
             nic = parse_vif(spec, devid=devid, domain=name)
             back = {"bridge": nic.bridge, "mac": nic.mac, "handle": nic.devid, "type": "vif",
                     "script": nic.script}
@@ -157,7 +160,7 @@ class Toolstack:
                 back["rate"] = f"{nic.rate_bytes_per_interval},{nic.rate_interval_usecs}"
             devices.append(Device("vif", 0, nic.devid, 0, back=back,
                                   front={"mac": nic.mac, "handle": nic.devid}))
-        for devid, spec in enumerate(config.get("vtpm", [])):
+        for devid, spec in enumerate(config.get("vtpm", []), config.get("first_vtpm", 0)):
             tpm = parse_vtpm(spec, devid=devid, domain=name)
             devices.append(Device("vtpm", 0, tpm.devid, 0, back={"uuid": tpm.uuid}, front={}))
         return devices
@@ -387,4 +390,83 @@ class Toolstack:
             raise ToolstackError(f"setting the maximum memory: error {rc}")
         self.xs.write(f"/local/domain/{domid}/memory/static-max", str(kib))
         return domid
+
+    # ------------------------------------------------------------ devices
+    CLASS_KEYS = {"vbd": "disk", "vif": "vif", "vtpm": "vtpm"}
+
+    def device_list(self, domain, devclass: str) -> list[dict]:
+        """libxl_device_*_getinfo() for each device of a class: what both
+        ends published."""
+        domid = self.domid_of(domain)
+        rows = []
+        for devid in list_devices(self.xs, domid, devclass):
+            front = f"/local/domain/{domid}/device/{devclass}/{devid}"
+
+            def node(path: str, default=-1):
+                try:
+                    value = self.xs.read(path).decode()
+                except XsError:
+                    return default
+                return int(value) if value.lstrip("-").isdigit() else value
+
+            row = {"devid": devid, "backend_id": node(f"{front}/backend-id"), "frontend_id": domid,
+                   "state": node(f"{front}/state"), "evtch": node(f"{front}/event-channel"),
+                   "backend": node(f"{front}/backend", "")}
+            if devclass == "vif":
+                row.update(mac=node(f"{front}/mac", ""), rref_tx=node(f"{front}/tx-ring-ref"),
+                           rref_rx=node(f"{front}/rx-ring-ref"))
+            else:
+                row["rref"] = node(f"{front}/ring-ref")
+            if devclass == "vtpm":
+                row["uuid"] = node(f"{row['backend']}/uuid", "")
+            rows.append(row)
+        return rows
+
+    def attach(self, domain, devclass: str, spec: str) -> dict:
+        domid = self.domid_of(domain)
+        existing = list_devices(self.xs, domid, devclass)
+        following = max(existing) + 1 if existing else 0
+        try:
+            (dev,) = self._devices(self.name_of(domid), {self.CLASS_KEYS[devclass]: [spec],
+                                                         "first_vif": following, "first_vtpm": following})
+        except (DevSpecError, ValueError) as e:
+            raise ToolstackError(str(e)) from None
+        if dev.devid in existing:
+            raise ToolstackError(f"domain {domid} already has {devclass} {dev.devid}")
+        device_add(self.xs, Device(dev.devclass, domid, dev.devid, dev.backend_domid, dev.back, dev.front))
+        return {"domid": domid, "devid": dev.devid}
+
+    def detach(self, domain, devclass: str, devid: int) -> dict:
+        """Ask the backend to close; the directories go once it says Closed
+        (finish_detaches)."""
+        domid = self.domid_of(domain)
+        if devid not in list_devices(self.xs, domid, devclass):
+            raise ToolstackError(f"Error: Device {devid} not connected.")
+        device_request_close(self.xs, self._device(domid, devclass, devid))
+        self.xs.write(f"/libxl/{domid}/xenlab-detach/{devclass}-{devid}", "closing")
+        return {"domid": domid, "devid": devid}
+
+    def _device(self, domid: int, devclass: str, devid: int) -> Device:
+        try:
+            backend_domid = int(self.xs.read(f"/local/domain/{domid}/device/{devclass}/{devid}/backend-id"))
+        except (XsError, ValueError):
+            backend_domid = 0
+        return Device(devclass, domid, devid, backend_domid)
+
+    def pending_detaches(self) -> list[tuple[int, str, int]]:
+        out = []
+        for info in self.domain_infos():
+            try:
+                names = self.xs.directory(f"/libxl/{info.domain}/xenlab-detach")
+            except XsError:
+                continue
+            for name in names:
+                devclass, _, devid = name.decode().rpartition("-")
+                if backend_closed(self.xs, self._device(info.domain, devclass, int(devid))):
+                    out.append((info.domain, devclass, int(devid)))
+        return out
+
+    def finish_detach(self, domid: int, devclass: str, devid: int) -> None:
+        device_destroy(self.xs, self._device(domid, devclass, devid))
+        self.xs.rm(f"/libxl/{domid}/xenlab-detach/{devclass}-{devid}")
 

@@ -234,3 +234,28 @@ def test_devices_attach_list_and_detach_while_the_guest_runs(home, tmp_path):  #
     assert listed("block-list") == listed("network-list") == listed("vtpm-list") == []
     missing = xl(home, "block-detach", "hotplug", "xvdc")
     assert missing.returncode == 1 and missing.stderr == "xl: Error: Device 51744 not connected.\n"
+
+
+def test_step_trace_and_xenstore_commands(home, tmp_path):  # noqa: F811
+    xl(home, "clock", "freeze", check=True)
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text('name = "stepper"\nmemory = 16\nworkload = [ "compute 1ms", "echo stepped", "idle" ]\n')
+    xl(home, "create", "-p", str(cfg), check=True)
+    xl(home, "clock", "run", "5ms", check=True)             # paused: it has not run
+    steps = [line for line in xl(home, "step", "stepper", "-n", "3", check=True).stdout.splitlines()
+             if " guest " in line]
+    # Its kernel booted as it was created (booting takes no time); then its
+    # program, one operation a step: fetch, compute (all at once), fetch.
+    assert [line.split()[4] for line in steps] == ["program", "compute", "program"]
+    running = xl(home, "step", "Domain-0")
+    assert running.returncode == 1 and running.stderr == "xl: domain 0 is running: pause it to step it\n"
+    traced = xl(home, "trace", "stepper", "-n", "5", check=True).stdout.splitlines()
+    assert len(traced) == 5 and all(" d" in line for line in traced)
+    xl(home, "xenstore", "write", "/xltest/x", "1", check=True)
+    assert xl(home, "xenstore", "read", "/xltest/x", check=True).stdout == "1\n"
+    assert xl(home, "xenstore", "list", "/xltest", check=True).stdout == "x\n"
+    assert 'x = "1"' in xl(home, "xenstore", "ls", "/xltest", check=True).stdout
+    xl(home, "xenstore", "chmod", "/xltest/x", "n0", "r3", check=True)
+    xl(home, "xenstore", "rm", "/xltest/x", check=True)
+    gone = xl(home, "xenstore", "read", "/xltest/x")
+    assert gone.returncode == 1 and gone.stderr == "xl: /xltest/x: ENOENT\n"

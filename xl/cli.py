@@ -113,7 +113,8 @@ def render_list(domains: list[dict]) -> str:
 @app.command("create")
 def create(file: str = typer.Argument(..., help="The domain's config file (xl.cfg, YAML or TOML)."),
            dry_run: bool = typer.Option(False, "-n", "--dry-run",
-                                        help="Print the parsed config as JSON; create nothing.")) -> None:
+                                        help="Print the parsed config as JSON; create nothing."),
+           paused: bool = typer.Option(False, "-p", help="Leave the domain paused.")) -> None:
     """Create a domain from a config file."""
     from xl.domconfig import ConfigError, domain_config, libxl_json
     from xl.xlcfg import XlCfgError, load_config
@@ -129,7 +130,7 @@ def create(file: str = typer.Argument(..., help="The domain's config file (xl.cf
     if dry_run:
         typer.echo(json.dumps(libxl_json(config), indent=4))
         return
-    connect().call("create", config=config)
+    connect().call("create", config={**config, "paused": True} if paused else config)
 
 
 def _shutdown(domain: str | None, all_domains: bool, wait: bool, reboot: bool) -> None:
@@ -396,6 +397,68 @@ def vtpm_list(domains: list[str] = typer.Argument(...),
     lines += [f"{r['devid']:<3d} {r['backend_id']:<2d} {r['uuid']:<36} {r['devid']:6d} {r['state']:5d} "
               f"{r['evtch']:6d} {r['rref']:8d} {r['backend']:<30}" for r in rows]
     typer.echo("\n".join(lines))
+
+
+@app.command("step")
+def step(domain: str = typer.Argument(..., help="A paused domain."),
+         count: int = typer.Option(1, "-n", help="How many operations."),
+         vcpu: int = typer.Option(0, "--vcpu", help="Which vCPU.")) -> None:
+    """Run a paused domain one operation at a time, printing what each did."""
+    for line in connect().call("step", domain=domain, count=count, vcpu=vcpu):
+        typer.echo(line)
+
+
+@app.command("trace")
+def trace(domain: str = typer.Argument(None, help="One domain (default: all)."),
+          follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing as it grows."),
+          lines: int = typer.Option(50, "-n", help="How many records first.")) -> None:
+    """The machine's trace: every hypercall, event and state change."""
+    client = connect()
+    got = client.call("trace", domain=domain, limit=lines)
+    for line in got["lines"]:
+        typer.echo(line)
+    while follow:
+        time.sleep(0.2)
+        got = client.call("trace", domain=domain, since=got["seq"], limit=10_000)
+        for line in got["lines"]:
+            typer.echo(line)
+
+
+xenstore_app = typer.Typer(help="The host's xenstore, as xenstore-* sees it.", no_args_is_help=True)
+app.add_typer(xenstore_app, name="xenstore")
+
+
+@xenstore_app.command("read")
+def xenstore_read(path: str) -> None:
+    typer.echo(connect().call("xs_read", path=path))
+
+
+@xenstore_app.command("write")
+def xenstore_write(path: str, value: str) -> None:
+    connect().call("xs_write", path=path, value=value)
+
+
+@xenstore_app.command("rm")
+def xenstore_rm(path: str) -> None:
+    connect().call("xs_rm", path=path)
+
+
+@xenstore_app.command("list")
+def xenstore_list(path: str) -> None:
+    for name in connect().call("xs_list", path=path):
+        typer.echo(name)
+
+
+@xenstore_app.command("chmod")
+def xenstore_chmod(path: str, perms: list[str] = typer.Argument(..., help="n0 r5 ... as xenstore-chmod")) -> None:
+    connect().call("xs_chmod", path=path, perms=perms)
+
+
+@xenstore_app.command("ls")
+def xenstore_ls(path: str = typer.Argument("/")) -> None:
+    """The tree under a path, as xenstore-ls prints it."""
+    for depth, name, value in connect().call("xs_ls", path=path):
+        typer.echo(f"{' ' * depth}{name} = \"{value}\"")
 
 
 @app.command("pause")

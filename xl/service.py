@@ -87,7 +87,8 @@ SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
            "sched_credit_set", "vcpu_pin", "rename", "debug_keys", "mem_set", "mem_max",
-           "device_attach", "device_detach", "detach_finish")
+           "device_attach", "device_detach", "detach_finish", "step", "xs_write", "xs_rm",
+           "xs_chmod")
 
 
 class Journal:
@@ -262,6 +263,30 @@ class Service:
 
     def op_detach_finish(self, domid: int, devclass: str, devid: int) -> None:
         self.toolstack.finish_detach(domid, devclass, devid)
+
+    def op_step(self, domain, count: int = 1, vcpu: int = 0) -> list[str]:
+        return self.toolstack.step(domain, count, vcpu)
+
+    def op_trace(self, domain=None, since: int = 0, limit: int = 200) -> dict:
+        return self.toolstack.trace(domain, since, limit)
+
+    def op_xs_read(self, path: str) -> str:
+        return self.toolstack.xs_read(path)
+
+    def op_xs_write(self, path: str, value: str) -> None:
+        self.toolstack.xs_write(path, value)
+
+    def op_xs_rm(self, path: str) -> None:
+        self.toolstack.xs_rm(path)
+
+    def op_xs_list(self, path: str) -> list[str]:
+        return self.toolstack.xs_list(path)
+
+    def op_xs_chmod(self, path: str, perms: list[str]) -> None:
+        self.toolstack.xs_chmod(path, perms)
+
+    def op_xs_ls(self, path: str) -> list:
+        return self.toolstack.xs_ls(path)
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}

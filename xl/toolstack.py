@@ -8,7 +8,8 @@ import json
 
 from hv.public.domctl import (
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
-    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_max_mem, XEN_DOMCTL_pausedomain, XenDomctlMaxMem, XEN_DOMCTL_SCHEDOP_getinfo,
+    XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_max_mem, XEN_DOMCTL_pausedomain, XenDomctlMaxMem,
+    XEN_DOMCTL_SCHEDOP_getinfo,
     XEN_DOMCTL_SCHEDOP_putinfo, XEN_DOMCTL_scheduler_op, XEN_DOMCTL_setvcpuaffinity,
     XEN_DOMCTL_unpausedomain, XEN_SCHEDULER_CREDIT, XenDomctlSchedCredit, XenDomctlSchedulerOp,
     XEN_VCPUAFFINITY_HARD, XEN_VCPUAFFINITY_SOFT, XenctlBitmap, XenDomctlGetvcpuinfo,
@@ -137,6 +138,9 @@ class Toolstack:
             raise ToolstackError(f"creating {name}: {e}") from None
         # Kept where libxl keeps its own, for what happens when it shuts down.
         self.xs.write(f"/libxl/{built.domid}/xenlab-config", json.dumps(config, sort_keys=True))
+        if config.get("paused"):
+            # Before it has run at all: no virtual time passed since the unpause.
+            self._domctl(XEN_DOMCTL_pausedomain, built.domid, "pausing the new domain")
         return built.domid
 
     def _devices(self, name: str, config: dict) -> list[Device]:
@@ -469,4 +473,65 @@ class Toolstack:
     def finish_detach(self, domid: int, devclass: str, devid: int) -> None:
         device_destroy(self.xs, self._device(domid, devclass, devid))
         self.xs.rm(f"/libxl/{domid}/xenlab-detach/{devclass}-{devid}")
+
+    # ------------------------------------------------------------ watching the machine
+    def step(self, domain, count: int = 1, vcpu: int = 0) -> list[str]:
+        """Run a paused domain's vCPU one operation at a time: what each did."""
+        domid = self.domid_of(domain)
+        lines = []
+        for _ in range(count):
+            try:
+                lines += [r.format() for r in self.host.step_domain(domid, vcpu)]
+            except ValueError as e:
+                raise ToolstackError(str(e)) from None
+        return lines
+
+    def trace(self, domain=None, since: int = 0, limit: int = 200) -> dict:
+        """Trace records after ``since`` (the last ``limit`` of them), for one
+        domain or all, and where to go on from."""
+        domid = self.domid_of(domain) if domain is not None else None
+        trace = self.host.xen.trace
+        records = trace.since(since) if since else list(trace)
+        if domid is not None:
+            records = [r for r in records if r.domid == domid]
+        return {"lines": [r.format() for r in records[-limit:]], "seq": trace.seq}
+
+    # ------------------------------------------------------------ xenstore
+    def xs_read(self, path: str) -> str:
+        return self._xs(self.xs.read, path).decode(errors="replace")
+
+    def xs_write(self, path: str, value: str) -> None:
+        self._xs(self.xs.write, path, value)
+
+    def xs_rm(self, path: str) -> None:
+        self._xs(self.xs.rm, path)
+
+    def xs_list(self, path: str) -> list[str]:
+        return [n.decode(errors="replace") for n in self._xs(self.xs.directory, path)]
+
+    def xs_chmod(self, path: str, perms: list[str]) -> None:
+        self._xs(self.xs.set_perms, path, perms)
+
+    def xs_ls(self, path: str) -> list[tuple[int, str, str]]:
+        """xenstore-ls: (depth, name, value) for the tree under ``path``."""
+        out = []
+
+        def walk(node: str, depth: int) -> None:
+            for child in self.xs_list(node):
+                full = f"{node.rstrip('/')}/{child}"
+                try:
+                    value = self.xs.read(full).decode(errors="replace")
+                except XsError:
+                    value = ""
+                out.append((depth, child, value))
+                walk(full, depth + 1)
+
+        walk(path, 0)
+        return out
+
+    def _xs(self, call, *args):
+        try:
+            return call(*args)
+        except XsError as e:
+            raise ToolstackError(f"{args[0]}: {e}") from None
 

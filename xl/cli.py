@@ -310,6 +310,16 @@ def _detach(domain: str, devclass: str, which: str) -> None:
                 devid=_devid(client, domain, devclass, which))
 
 
+def _list_devices(domains: list[str], devclass: str, as_json: bool, header: str, row) -> None:
+    """The *-list commands: xl's header and printf row, or JSON."""
+    client = connect()
+    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass=devclass)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        typer.echo("\n".join([header] + [row(r) for r in rows]))
+
+
 @app.command("block-attach")
 def block_attach(domain: str = typer.Argument(...),
                  spec: list[str] = typer.Argument(..., help="A disk spec, as in a config's disk=.")) -> None:
@@ -327,15 +337,10 @@ def block_detach(domain: str = typer.Argument(...), vdev: str = typer.Argument(.
 def block_list(domains: list[str] = typer.Argument(...),
                as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List a domain's disks as both ends publish them."""
-    client = connect()
-    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vbd")]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    lines = [f"{'Vdev':<5} {'BE':<3} {'handle':<6} {'state':<5} {'evt-ch':<6} {'ring-ref':<8} {'BE-path':<30}"]
-    lines += [f"{r['devid']:<5d} {r['backend_id']:<3d} {r['frontend_id']:<6d} {r['state']:<5d} "
-              f"{r['evtch']:<6d} {r['rref']:<8d} {r['backend']:<30}" for r in rows]
-    typer.echo("\n".join(lines))
+    _list_devices(domains, "vbd", as_json,
+                  f"{'Vdev':<5} {'BE':<3} {'handle':<6} {'state':<5} {'evt-ch':<6} {'ring-ref':<8} {'BE-path':<30}",
+                  lambda r: f"{r['devid']:<5d} {r['backend_id']:<3d} {r['frontend_id']:<6d} {r['state']:<5d} "
+                            f"{r['evtch']:<6d} {r['rref']:<8d} {r['backend']:<30}")
 
 
 @app.command("network-attach")
@@ -355,16 +360,11 @@ def network_detach(domain: str = typer.Argument(...), which: str = typer.Argumen
 def network_list(domains: list[str] = typer.Argument(...),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List a domain's network interfaces."""
-    client = connect()
-    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vif")]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    lines = [f"{'Idx':<3} {'BE':<2} {'Mac Addr.':<17} {'handle':<6} {'state':<5} {'evt-ch':<6} "
-             f"{'tx-':>5}/{'rx-ring-ref':<5} {'BE-path':<30}"]
-    lines += [f"{r['devid']:<3d} {r['backend_id']:<2d} {r['mac']}{r['devid']:6d} {r['state']:5d} "
-              f"{r['evtch']:6d} {r['rref_tx']:5d}/{r['rref_rx']:<11d} {r['backend']:<30}" for r in rows]
-    typer.echo("\n".join(lines))
+    _list_devices(domains, "vif", as_json,
+                  f"{'Idx':<3} {'BE':<2} {'Mac Addr.':<17} {'handle':<6} {'state':<5} {'evt-ch':<6} "
+                  f"{'tx-':>5}/{'rx-ring-ref':<5} {'BE-path':<30}",
+                  lambda r: f"{r['devid']:<3d} {r['backend_id']:<2d} {r['mac']}{r['devid']:6d} {r['state']:5d} "
+                            f"{r['evtch']:6d} {r['rref_tx']:5d}/{r['rref_rx']:<11d} {r['backend']:<30}")
 
 
 @app.command("vtpm-attach")
@@ -387,16 +387,11 @@ def vtpm_detach(domain: str = typer.Argument(...), which: str = typer.Argument(.
 def vtpm_list(domains: list[str] = typer.Argument(...),
               as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List a domain's vTPMs."""
-    client = connect()
-    rows = [r for d in domains for r in client.call("device_list", domain=d, devclass="vtpm")]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    lines = [f"{'Idx':<3} {'BE':<2} {'Uuid':<36} {'handle':<6} {'state':<5} {'evt-ch':<6} "
-             f"{'ring-ref':<5} {'BE-path':<10}"]
-    lines += [f"{r['devid']:<3d} {r['backend_id']:<2d} {r['uuid']:<36} {r['devid']:6d} {r['state']:5d} "
-              f"{r['evtch']:6d} {r['rref']:8d} {r['backend']:<30}" for r in rows]
-    typer.echo("\n".join(lines))
+    _list_devices(domains, "vtpm", as_json,
+                  f"{'Idx':<3} {'BE':<2} {'Uuid':<36} {'handle':<6} {'state':<5} {'evt-ch':<6} "
+                  f"{'ring-ref':<5} {'BE-path':<10}",
+                  lambda r: f"{r['devid']:<3d} {r['backend_id']:<2d} {r['uuid']:<36} {r['devid']:6d} "
+                            f"{r['state']:5d} {r['evtch']:6d} {r['rref']:8d} {r['backend']:<30}")
 
 
 @app.command("step")

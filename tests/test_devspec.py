@@ -8,11 +8,12 @@ import dataclasses
 import json
 import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.libxl_probe import libxl_toolchain
 
 from xl.devspec import (
     DevSpecError, DiskSpec, parse_disk, parse_rate, parse_uuid, parse_vif, parse_vtpm,
@@ -410,13 +411,7 @@ def generated_disk_specs(count: int) -> list[str]:
 
 
 def build_probe() -> Path:
-    gcc, pkg_config = shutil.which("gcc"), shutil.which("pkg-config")
-    if gcc is None or pkg_config is None:
-        pytest.skip("needs gcc and pkg-config")
-    flags = subprocess.run([pkg_config, "--cflags", "--libs", "xlutil", "xenlight"],
-                           capture_output=True, text=True)
-    if flags.returncode != 0 or not Path("/usr/include/libxlutil.h").exists():
-        pytest.skip("needs libxlutil and libxenlight (libxen-dev)")
+    gcc, pkg_config, flags = libxl_toolchain()
     BUILD.mkdir(exist_ok=True)
     exe = BUILD / f"devspec_probe.{os.getpid()}"
     # libxl__device_disk_dev_number is only reachable in the static
@@ -430,7 +425,7 @@ def build_probe() -> Path:
          "-l:libyajl.so.2", "-luuid"], capture_output=True)
     if static.returncode != 0:
         subprocess.run([gcc, "-Wall", "-Werror", "-o", str(exe), str(PROBE),
-                        *flags.stdout.split()], check=True, capture_output=True)
+                        *flags], check=True, capture_output=True)
     return exe
 
 

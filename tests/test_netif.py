@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from hv.guest.ether import build_ethernet, build_ipv4, build_tcp, ip_to_bytes, mac_from_str
+from hv.guest.ether import build_ethernet, build_ipv4, build_tcp, mac_from_str
 from hv.guest.netfront import Netfront
 from hv.guest.pcap import read_pcap
 from hv.guest.ring import REQ_PROD, RSP_PROD, get
@@ -285,7 +285,6 @@ def test_a_slot_crossing_its_page_costs_the_guest_its_vif_only(machine):
     raw_tx(host, a, requests=[TX_REQUEST.pack(8, 4000, 0, 1, 200)])
     settle(host, 20)
     be = f"/local/domain/0/backend/vif/{a.domid}/0"
-    assert netback(host, a).broken if f"vif{a.domid}.0" in host.dom0.guest.network.vifs else True
     assert "crosses its page" in xs.read(f"/local/domain/0/error/backend/vif/{a.domid}/0/error").decode()
     assert int(xs.read(f"{be}/state")) in (5, 6)
     settle(host, 600)
@@ -322,7 +321,6 @@ def test_a_dead_guests_vif_is_released_and_leaves_the_bridge(machine):
     device_destroy(xs, Device("vif", domid, 0, 0))
     settle(host, 5)
     assert not [n for n in host.dom0.guest.buses[1].devices if n.startswith(f"backend/vif/{domid}/")]
-    assert ip_to_bytes("10.0.0.1")
 
 
 def test_a_bad_packet_after_good_ones_in_one_batch_closes_the_vif_after_answering(machine):
@@ -389,7 +387,6 @@ def test_packets_longer_than_the_promised_slots_are_dropped_and_far_longer_ones_
     assert not netback(host, a).broken
     # 20 slots: taken for an attack; the vif goes.
     raw_tx(host, a, requests=packet(200, 20))
-    assert netback(host, a).broken if f"vif{a.domid}.0" in host.dom0.guest.network.vifs else True
     assert "20 slots or more" in xs.read(f"/local/domain/0/error/backend/vif/{a.domid}/0/error").decode()
 
 

@@ -35,6 +35,19 @@ def status(home) -> dict:
     return json.loads(xl(home, "host", "status", "--json", check=True).stdout)
 
 
+def kill_service(home) -> int:
+    pid = status(home)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    return pid
+
+
 def test_status_with_no_service_is_one_line_and_an_error(home):
     result = xl(home, "host", "status")
     assert result.returncode == 1
@@ -78,15 +91,7 @@ def test_its_xenstore_socket_speaks_to_xens_own_clients(home):
 
 def test_a_killed_services_socket_and_lock_are_recovered_from(home):
     xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
-    pid = status(home)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    pid = kill_service(home)
     assert (home / "xl.sock").exists()                     # left behind
     assert xl(home, "host", "status").returncode == 1
     xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
@@ -125,18 +130,6 @@ def test_xl_list_starts_the_service_on_first_use_and_prints_xls_table(home):
         (0, "Domain-0", 1024, 4)]
     assert set(listed[0]) >= {"domid", "name", "mem_mib", "vcpus", "state", "cpu_time_s"}
 
-
-def kill_service(home) -> int:
-    pid = status(home)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    return pid
 
 
 def test_what_the_service_acknowledged_survives_kill_9(home, tmp_path):

@@ -10,11 +10,12 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.libxl_probe import libxl_toolchain
 
 from xl.xlcfg import (
     XlCfgError, XlCfgValueError, XlConfig, load_config, parse_toml, parse_xlcfg, parse_yaml,
@@ -481,16 +482,10 @@ def generated_configs(count: int) -> list[str]:
 
 
 def build_probe() -> Path:
-    gcc, pkg_config = shutil.which("gcc"), shutil.which("pkg-config")
-    if gcc is None or pkg_config is None:
-        pytest.skip("needs gcc and pkg-config")
-    flags = subprocess.run([pkg_config, "--cflags", "--libs", "xlutil", "xenlight"],
-                           capture_output=True, text=True)
-    if flags.returncode != 0 or not Path("/usr/include/libxlutil.h").exists():
-        pytest.skip("needs libxlutil and libxenlight (libxen-dev)")
+    gcc, _pkg_config, flags = libxl_toolchain()
     BUILD.mkdir(exist_ok=True)
     exe = BUILD / f"xlcfg_probe.{os.getpid()}"
-    subprocess.run([gcc, "-Wall", "-Werror", "-o", str(exe), str(PROBE), *flags.stdout.split()],
+    subprocess.run([gcc, "-Wall", "-Werror", "-o", str(exe), str(PROBE), *flags],
                    check=True, capture_output=True)
     return exe
 

@@ -27,12 +27,15 @@ class Client:
         self.stream = self.sock.makefile("rwb")
 
     def call(self, op: str, **args):
-        self.stream.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
-        self.stream.flush()
-        line = self.stream.readline()
-        if not line:
+        try:
+            self.stream.write(json.dumps({"op": op, "args": args}).encode() + b"\n")
+            self.stream.flush()
+            line = self.stream.readline()
+            answer = json.loads(line) if line else None
+        except (OSError, ValueError) as e:
+            raise XlError(f"talking to the host service: {e}") from None
+        if answer is None:
             raise XlError("the host service closed the connection")
-        answer = json.loads(line)
         if not answer.get("ok"):
             raise XlError(answer.get("error", "the host service failed"))
         return answer["result"]

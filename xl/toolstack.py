@@ -78,11 +78,18 @@ AFTER_SHUTDOWN = {0: ("on_poweroff", "destroy"), 1: ("on_reboot", "restart"),
                   5: ("on_soft_reset", "restart")}
 
 
+# Devices asked to close, waiting for their backends: <domid>-<class>-<devid>.
+DETACHING = "/libxl/xenlab-detach"
+
+
 class Toolstack:
     def __init__(self, host):
         self.host = host
         self.pc = Privcmd(host.xen)
         self.xs = XsClient(host.xenstored)
+        # Domains shutting down are looked for only after xenstored said
+        # one changed (the watch also fires once now, for a first look).
+        self.xs.watch("@releaseDomain", "shutdowns")
 
     def domain_infos(self) -> list:
         """Every domain, as xc_domain_getinfolist() walks them: each
@@ -231,7 +238,7 @@ class Toolstack:
             return self.dmesg(False)
         try:
             return self.host.console_output(domid).decode(errors="replace")
-        except (ValueError, KeyError, LookupError) as e:
+        except (ValueError, LookupError) as e:
             raise ToolstackError(f"no console for {domain}: {e}") from None
 
     def dmesg(self, clear: bool) -> str:
@@ -240,11 +247,13 @@ class Toolstack:
     def vcpu_list(self, domain=None) -> list[dict]:
         """`xl vcpu-list`: each vCPU's pCPU, state, time and affinities."""
         nr_cpus = self.host.xen.nr_cpus
-        domids = [self.domid_of(domain)] if domain is not None else \
-            [info.domain for info in self.domain_infos()]
+        infos = self.domain_infos()
+        if domain is not None:
+            domid = self.domid_of(domain)
+            infos = [info for info in infos if info.domain == domid]
         rows = []
-        for domid in domids:
-            info = next(i for i in self.domain_infos() if i.domain == domid)
+        for info in infos:
+            domid = info.domain
             for vcpu in range(info.max_vcpu_id + 1):
                 rc, out = self._query(XEN_DOMCTL_getvcpuinfo, domid, XenDomctlGetvcpuinfo(vcpu=vcpu))
                 if rc < 0:
@@ -287,7 +296,10 @@ class Toolstack:
 
     def pending_actions(self) -> list[tuple[int, str]]:
         """Domains that shut down and wait for the toolstack: each with what
-        its config says to do now."""
+        its config says to do now. Nothing to look at unless
+        @releaseDomain fired since the last look."""
+        if not self.xs.poll_events():
+            return []
         out = []
         for info in self.domain_infos():
             if not info.flags & XEN_DOMINF_shutdown or info.flags & XEN_DOMINF_dying:
@@ -447,7 +459,7 @@ class Toolstack:
         if devid not in list_devices(self.xs, domid, devclass):
             raise ToolstackError(f"Error: Device {devid} not connected.")
         device_request_close(self.xs, self._device(domid, devclass, devid))
-        self.xs.write(f"/libxl/{domid}/xenlab-detach/{devclass}-{devid}", "closing")
+        self.xs.write(f"{DETACHING}/{domid}-{devclass}-{devid}", "closing")
         return {"domid": domid, "devid": devid}
 
     def _device(self, domid: int, devclass: str, devid: int) -> Device:
@@ -458,21 +470,22 @@ class Toolstack:
         return Device(devclass, domid, devid, backend_domid)
 
     def pending_detaches(self) -> list[tuple[int, str, int]]:
+        """Detaches whose backend has closed: one directory to read, however
+        many domains there are."""
+        try:
+            names = self.xs.directory(DETACHING)
+        except XsError:
+            return []
         out = []
-        for info in self.domain_infos():
-            try:
-                names = self.xs.directory(f"/libxl/{info.domain}/xenlab-detach")
-            except XsError:
-                continue
-            for name in names:
-                devclass, _, devid = name.decode().rpartition("-")
-                if backend_closed(self.xs, self._device(info.domain, devclass, int(devid))):
-                    out.append((info.domain, devclass, int(devid)))
+        for name in names:
+            domid, devclass, devid = name.decode().split("-")
+            if backend_closed(self.xs, self._device(int(domid), devclass, int(devid))):
+                out.append((int(domid), devclass, int(devid)))
         return out
 
     def finish_detach(self, domid: int, devclass: str, devid: int) -> None:
         device_destroy(self.xs, self._device(domid, devclass, devid))
-        self.xs.rm(f"/libxl/{domid}/xenlab-detach/{devclass}-{devid}")
+        self.xs.rm(f"{DETACHING}/{domid}-{devclass}-{devid}")
 
     # ------------------------------------------------------------ watching the machine
     def step(self, domain, count: int = 1, vcpu: int = 0) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hv.guest.bridge import Bridge
 from hv.guest.ether import mac_from_str
 from hv.guest.netfilter import LogRule, Shaper, SpoofRules, log_lines
 from hv.guest.ring import RingEnd
@@ -64,24 +65,22 @@ INVALID_P2M_ENTRY = (1 << 64) - 1
 MAX_FRAME = 65535
 
 
-class Vif:
+class Network:
     """The backend domain's network: its bridges, and its vifs by name."""
 
     def __init__(self):
-        from hv.guest.bridge import Bridge
-        self._bridge_class = Bridge
-        self.bridges: dict = {}
+        self.bridges: dict[str, Bridge] = {}
         self.vifs: dict[str, "Netback"] = {}
 
-    def bridge(self, name: str):
+    def bridge(self, name: str) -> Bridge:
         if name not in self.bridges:
-            self.bridges[name] = self._bridge_class(name)
+            self.bridges[name] = Bridge(name)
         return self.bridges[name]
 
 
-def network(k) -> Vif:
+def network(k) -> Network:
     if getattr(k, "network", None) is None:
-        k.network = Vif()
+        k.network = Network()
     return k.network
 
 
@@ -209,6 +208,11 @@ class Netback(XenbusDevice):
         """A batch of transmit requests: their slots taken off the ring,
         all their data copied out of the guest in one grant-copy call, then
         each packet through the vif's rules into the bridge."""
+        if self.broken_why and self.tx_map[0] >= 0:
+            # Found broken while receiving: it closes on its own turn.
+            why, self.broken_why = self.broken_why, ""
+            self.fatal(v, why)
+            return 0
         if self.tx_map[0] < 0 or self.broken:
             return 0
         k = self.k
@@ -343,9 +347,6 @@ class Netback(XenbusDevice):
                 delivered = True
                 touched[port] = vif
         return NETIF_RSP_OKAY if delivered or not ports else NETIF_RSP_DROPPED
-
-    def packets_pending(self) -> bool:
-        return bool(self.rx_pending)
 
     def _fatal_tx(self, v: "VCPU", why: str) -> None:
         """xenvif_fatal_tx_err(): the vif stops taking requests; only this

@@ -1,5 +1,5 @@
 # `make test` builds its own virtual environment from nothing and runs the
-# whole suite; `make demo` shows the machine at work.
+# whole suite; `make demo` starts a host running the example domains.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,13 +17,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m hv.demo
+	$(BIN)/python -m xl.demo
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/guests.py
 	$(BIN)/python bench/xenstore.py
 	$(BIN)/python bench/devices.py
+	$(BIN)/python bench/xl.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis tests/.build

@@ -1,7 +1,7 @@
 """A short tour of the machine: boot a host, build two guests, connect them
 with an event channel and a granted page, and watch every step in the trace.
 
-Run with `make demo` (or `python -m hv.demo`)."""
+Run with `python -m hv.demo`."""
 
 from __future__ import annotations
 

@@ -68,11 +68,11 @@ def paused_guest(host: Host, xs: XsClient, name: str, devices=(), memory_mib: in
     from dataclasses import replace
 
     from xl.device import device_add
-    from xl.dombuild import _uuid_text, build_pv_domain
+    from xl.dombuild import uuid_text, build_pv_domain
     from xl.domain_store import make_domain_entries
     pc = Privcmd(host.xen)
     built = build_pv_domain(pc, memory_kib=memory_mib * 1024, unpause=False, workload=["idle"])
-    make_domain_entries(xs, built.domid, name=name, uuid=_uuid_text(bytes(16)),
+    make_domain_entries(xs, built.domid, name=name, uuid=uuid_text(bytes(16)),
                         memory_kib=memory_mib * 1024, maxmem_kib=memory_mib * 1024, vcpus=1,
                         store_port=built.store_port, store_mfn=built.store_mfn,
                         console_port=built.console_port, console_mfn=built.console_mfn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -200,3 +201,73 @@ def test_clock_pause_console_and_names(home):
     thawed = xl(home, "clock", "thaw", check=True).stdout
     assert thawed.endswith("running at 1x\n")
     client.close()
+
+
+def test_the_clocks_state_survives_kill_9_and_a_stop(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    xl(home, "clock", "freeze", check=True)
+    xl(home, "clock", "run", "300ms", check=True)
+    xl(home, "clock", "speed", "3", check=True)
+    before = status(home)["clock"]
+    kill_service(home)
+    xl(home, "list", check=True)                   # the next command starts it again
+    assert status(home)["clock"] == before
+    assert (before["speed"], before["frozen"]) == (3.0, True)
+    xl(home, "host", "stop", check=True)
+    xl(home, "host", "start", check=True)
+    assert status(home)["clock"] == before
+
+
+def test_xenstore_watch_prints_what_xenstore_watch_prints(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    env = {**os.environ, "XL_HOME": str(home), "XENSTORED_PATH": str(home / "xenstored.sock")}
+    ours = subprocess.Popen([XL, "xenstore", "watch", "/local/domain/0/data", "-n", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    theirs = None
+    if shutil.which("xenstore-watch"):
+        theirs = subprocess.Popen(["xenstore-watch", "-n", "3", "/local/domain/0/data"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.0)                     # both watches are in place
+    xl(home, "xenstore", "write", "/local/domain/0/data/a", "1", check=True)
+    xl(home, "xenstore", "write", "/local/domain/0/data/b/c", "2", check=True)
+    out, err = ours.communicate(timeout=30)
+    assert (ours.returncode, err) == (0, "")
+    assert out.splitlines() == ["/local/domain/0/data", "/local/domain/0/data/a", "/local/domain/0/data/b/c"]
+    if theirs is not None:
+        assert theirs.communicate(timeout=30)[0] == out
+    bad = xl(home, "xenstore", "watch", "no//such", "-n", "1")
+    assert (bad.returncode, bad.stderr) == (1, "xl: can't watch no//such: EINVAL\n")
+
+
+def test_outside_xenstore_clients_changes_survive_kill_9(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    from tests.xswire import WireClient
+    from hv.public.io.xs_wire import (
+        XS_ERROR, XS_MKDIR, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
+    )
+    client = WireClient(str(home / "xenstored.sock"))
+    try:
+        assert client.request(XS_WRITE, b"/tool/plain\0one").type == XS_WRITE
+        assert client.request(XS_MKDIR, b"/tool/dir\0").type == XS_MKDIR
+        assert client.request(XS_SET_PERMS, b"/tool/dir\0n0\0r3\0").type == XS_SET_PERMS
+        kept = int(client.request(XS_TRANSACTION_START, b"\0").payload.rstrip(b"\0"))
+        client.request(XS_WRITE, b"/tool/in-tx\0committed", tx_id=kept)
+        assert client.request(XS_TRANSACTION_END, b"T\0", tx_id=kept).type == XS_TRANSACTION_END
+        dropped = int(client.request(XS_TRANSACTION_START, b"\0").payload.rstrip(b"\0"))
+        client.request(XS_WRITE, b"/tool/aborted\0never", tx_id=dropped)
+        client.request(XS_TRANSACTION_END, b"F\0", tx_id=dropped)
+        assert client.request(XS_WRITE, b"no-slash-at-all//\0x").type == XS_ERROR
+    finally:
+        client.close()
+    kill_service(home)
+    assert xl(home, "xenstore", "read", "/tool/plain", check=True).stdout == "one\n"
+    assert xl(home, "xenstore", "read", "/tool/in-tx", check=True).stdout == "committed\n"
+    assert xl(home, "xenstore", "read", "/tool/aborted").returncode == 1
+    ls = xl(home, "xenstore", "ls", "/tool", check=True).stdout
+    assert sorted(ls.splitlines()) == ['dir = ""', 'in-tx = "committed"', 'plain = "one"',
+                                       'xenstored = ""']
+    perms = subprocess.run(["xenstore-ls", "-p", "/tool"], capture_output=True, text=True,
+                           env={**os.environ, "XENSTORED_PATH": str(home / "xenstored.sock")})
+    if perms.returncode == 0:
+        line = next(line for line in perms.stdout.splitlines() if line.startswith('dir = ""'))
+        assert line.endswith("(n0,r3)")

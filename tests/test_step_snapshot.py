@@ -41,7 +41,7 @@ def test_stepping_a_paused_domain_runs_one_operation_at_a_time():
     # The step shows what was called, with what, and what came back.
     assert [(r.kind, r.name) for r in second] == [
         ("hypercall", "callback_op:register"), ("hypercall", "callback_op:register"),
-        ("guest", "callbacks")]
+        ("hypercall", "callback_op:register"), ("guest", "callbacks")]
     assert all(r.result == 0 for r in second if r.kind == "hypercall")
     names = []
     for _ in range(12):

@@ -147,11 +147,13 @@ def test_a_guest_writes_its_home_is_refused_elsewhere_watches_and_is_cleaned_up(
 
     conn = host.xenstored.connections[-1]
     # The workload's watch, the two its kernel's buses keep on device/ and
-    # backend/, and its kernel's on control/shutdown and memory/target.
-    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 5
+    # backend/, and its kernel's on control/shutdown, control/sysrq,
+    # memory/target and cpu/.
+    assert conn.kind == "domain" and conn.id == d.domid and len(conn.watches) == 7
     assert sorted(w.token for w in conn.watches) == [b"/local/domain/0/shared", b"balloon:target",
                                                      b"bus:backend", b"bus:device",
-                                                     b"control:shutdown"]
+                                                     b"control:shutdown", b"control:sysrq",
+                                                     b"cpu:hotplug"]
     xs.poll_events()
     destroy_domain(Privcmd(host.xen), d.domid)
     settle(host)
@@ -374,7 +376,10 @@ def test_a_guests_requests_are_in_the_trace_and_its_layout_is_as_libxl_makes_it(
                and r.domid == d.domid and r.args not in ("device", "backend", "name")
                and (r.name, r.args) not in (("WATCH", "control/shutdown"),
                                             ("READ", "control/shutdown"),
-                                            ("WATCH", "memory/target"), ("READ", "memory/target"))]
+                                            ("WATCH", "memory/target"), ("READ", "memory/target"),
+                                            ("WATCH", "control/sysrq"), ("READ", "control/sysrq"),
+                                            ("WATCH", "cpu"))
+               and not r.args.startswith("cpu/")]
     assert records == [("READ", "vm", "OK"), ("WRITE", "control/shutdown", "OK"),
                        ("WRITE", "control/other", "EACCES"),
                        ("READ", "/vm/00000000-0000-0000-0000-000000000000/name", "OK")]

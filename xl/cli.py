@@ -1,5 +1,9 @@
 """The `xl` command: wiring only. Each command parses its arguments, makes
-one toolstack call and renders the answer."""
+one toolstack call and renders the answer.
+
+Every command starts a fresh process, so what this module imports at the
+top is paid by each of them: only the client side (xl.client, xl.paths),
+never hv/ or the service. A command that needs more imports it inside."""
 
 from __future__ import annotations
 
@@ -10,10 +14,8 @@ import time
 
 import typer
 
-from xl import __version__
 from xl.client import XlError, connect, running, start
-from xl.service import state_dir
-from hv.xen.version import XEN_EXTRA, XEN_MAJOR, XEN_MINOR
+from xl.paths import state_dir
 
 app = typer.Typer(
     name="xl",
@@ -25,6 +27,8 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
+        from xl import __version__
+        from hv.xen.version import XEN_EXTRA, XEN_MAJOR, XEN_MINOR
         typer.echo(f"xl (xenlab) {__version__}, modelling Xen {XEN_MAJOR}.{XEN_MINOR}{XEN_EXTRA}")
         raise typer.Exit()
 
@@ -93,20 +97,35 @@ def host_status(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
 
 @app.command("list")
-def list_domains(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_domains(domain: str = typer.Argument(None, help="One domain (default: all)."),
+                 long: bool = typer.Option(False, "-l", "--long",
+                                           help="Each domain's config, as JSON."),
+                 verbose: bool = typer.Option(False, "-v", "--verbose",
+                                              help="With UUID, shutdown reason and security label."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the domains: name, id, memory, vCPUs, state and CPU time."""
-    domains = connect().call("list")
+    if long:
+        typer.echo(json.dumps(connect().call("list_long", domain=domain), indent=4))
+        return
+    domains = connect().call("list", domain=domain)
     if as_json:
         typer.echo(json.dumps(domains, indent=2))
         return
-    typer.echo(render_list(domains))
+    typer.echo(render_list(domains, verbose))
 
 
-def render_list(domains: list[dict]) -> str:
-    """xl_info.c's table: its header, with real tabs, and its printf row."""
-    lines = ["Name                                        ID   Mem VCPUs\tState\tTime(s)"]
-    lines += [f"{d['name']:<40} {d['domid']:5d} {d['mem_mib']:5d} {d['vcpus']:5d}     {d['state']}  "
-              f"{d['cpu_time_s']:8.1f}" for d in domains]
+def render_list(domains: list[dict], verbose: bool = False) -> str:
+    """xl_info.c's table: its header, with real tabs, and its printf row;
+    verbose adds the UUID, the shutdown reason in hex and the label."""
+    header = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
+    lines = [header + ("   UUID                            Reason-Code\tSecurity Label" if verbose else "")]
+    for d in domains:
+        row = (f"{d['name']:<40} {d['domid']:5d} {d['mem_mib']:5d} {d['vcpus']:5d}     {d['state']}  "
+               f"{d['cpu_time_s']:8.1f}")
+        if verbose:
+            reason = d["shutdown_reason"]
+            row += f" {d['uuid']} {'-' if reason is None else format(reason, 'x'):>8} {'-':>16}"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -114,7 +133,8 @@ def render_list(domains: list[dict]) -> str:
 def create(file: str = typer.Argument(..., help="The domain's config file (xl.cfg, YAML or TOML)."),
            dry_run: bool = typer.Option(False, "-n", "--dry-run",
                                         help="Print the parsed config as JSON; create nothing."),
-           paused: bool = typer.Option(False, "-p", help="Leave the domain paused.")) -> None:
+           paused: bool = typer.Option(False, "-p", help="Leave the domain paused."),
+           console: bool = typer.Option(False, "-c", help="Attach to its console once created.")) -> None:
     """Create a domain from a config file."""
     from xl.domconfig import ConfigError, domain_config, libxl_json
     from xl.xlcfg import XlCfgError, load_config
@@ -130,7 +150,70 @@ def create(file: str = typer.Argument(..., help="The domain's config file (xl.cf
     if dry_run:
         typer.echo(json.dumps(libxl_json(config), indent=4))
         return
-    connect().call("create", config={**config, "paused": True} if paused else config)
+    client = connect()
+    created = client.call("create", config={**config, "paused": True} if paused else config)
+    if console:
+        from xl.console import attach
+        attach(client, created["domid"])
+
+
+def _config_file(file: str) -> dict:
+    """A config file read as `xl create` reads it (its warnings printed)."""
+    from xl.domconfig import ConfigError, domain_config
+    from xl.xlcfg import XlCfgError, load_config
+    try:
+        config, warnings = domain_config(load_config(file), file)
+    except (XlCfgError, ConfigError) as e:
+        raise XlError(str(e)) from None
+    except OSError as e:
+        raise XlError(f"{file}: {e.strerror}") from None
+    for warning in warnings:
+        typer.echo(f"xl: warning: {warning}", err=True)
+    return config
+
+
+@app.command("save")
+def save(domain: str = typer.Argument(..., help="The domain, by name or id."),
+         checkpoint_file: str = typer.Argument(..., metavar="CHECKPOINTFILE", help="The file to write."),
+         config_file: str = typer.Argument(None, metavar="[CONFIGFILE]",
+                                           help="A config to store instead of the domain's own."),
+         checkpoint: bool = typer.Option(False, "-c", help="Leave the domain running after saving it."),
+         paused: bool = typer.Option(False, "-p", help="Leave the domain paused after saving it.")) -> None:
+    """Save a domain's state to a file, to restore later."""
+    config = _config_file(config_file) if config_file else None
+    got = connect().call("save", domain=domain, path=os.path.abspath(checkpoint_file),
+                         checkpoint=checkpoint, paused=paused, config=config)
+    mandatory, optional, optional_len = got["info"]
+    typer.echo(f"Saving to {checkpoint_file} new xl format (info 0x{mandatory:x}/0x{optional:x}/"
+               f"{optional_len})", err=True)
+
+
+@app.command("restore")
+def restore(files: list[str] = typer.Argument(..., metavar="[CONFIGFILE] CHECKPOINTFILE",
+                                              help="The saved state, and a config to use instead of "
+                                                   "the one it holds."),
+            paused: bool = typer.Option(False, "-p", help="Leave the domain paused after restoring it."),
+            no_wait: bool = typer.Option(False, "-e", help="Do not wait in the background for the "
+                                                           "domain's death (xl here never does)."),
+            debug: bool = typer.Option(False, "-d", help="Debug messages (there are none more).")) -> None:
+    """Restore a domain from a saved state."""
+    import base64
+    if len(files) not in (1, 2):
+        raise XlError("restore takes [CONFIGFILE] CHECKPOINTFILE")
+    config_file, checkpoint_file = (None, files[0]) if len(files) == 1 else files
+    config = _config_file(config_file) if config_file else None
+    try:
+        with open(checkpoint_file, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise XlError(f"Can't open restore file: {e.strerror}") from None
+    got = connect().call("restore", image=base64.b64encode(data).decode(), paused=paused,
+                         config=config, source=checkpoint_file)
+    mandatory, optional, optional_len = got["info"]
+    typer.echo(f"Loading new save file {checkpoint_file} (new xl fmt info 0x{mandatory:x}/"
+               f"0x{optional:x}/{optional_len})", err=True)
+    typer.echo(" Savefile contains xl domain config in JSON format", err=True)
+    typer.echo(f"Parsing config from {config_file or '<saved>'}", err=True)
 
 
 def _shutdown(domain: str | None, all_domains: bool, wait: bool, reboot: bool) -> None:
@@ -247,6 +330,38 @@ def vcpu_pin(domain: str = typer.Argument(..., help="The domain."),
              hard: str = typer.Argument(..., help="pCPUs it may run on: all, 0-3,5 ...")) -> None:
     """Set a vCPU's hard affinity."""
     connect().call("vcpu_pin", domain=domain, vcpu=vcpu, hard=parse_cpulist(hard))
+
+
+@app.command("vcpu-set")
+def vcpu_set(domain: str = typer.Argument(..., help="The domain."),
+             count: str = typer.Argument(..., help="How many vCPUs to have online."),
+             ignore_host: bool = typer.Option(False, "-i", "--ignore-host",
+                                              help="Allow more vCPUs than the host has pCPUs.")) -> None:
+    """Set how many of a domain's vCPUs are online (up to its maxvcpus)."""
+    if not count.isdigit() or int(count) > 2**31 - 1:
+        raise XlError("Error: Invalid argument.")
+    connect().call("vcpu_set", domain=domain, count=int(count), check_host=not ignore_host)
+
+
+@app.command("sysrq")
+def sysrq(domain: str = typer.Argument(..., help="The domain."),
+          key: str = typer.Argument(..., help="One key: b reboot, c crash, m memory, o poweroff, "
+                                              "s sync, t tasks, h help.")) -> None:
+    """Send a magic SysRq key to a domain's kernel."""
+    if len(key) != 1:
+        raise XlError("Invalid sysrq.")
+    connect().call("sysrq", domain=domain, key=key)
+
+
+@app.command("trigger")
+def trigger(domain: str = typer.Argument(..., help="The domain."),
+            name: str = typer.Argument(..., help="nmi, reset, init, power, sleep or s3resume."),
+            vcpu: str = typer.Argument("0", help="The vCPU (default 0).")) -> None:
+    """Send a trigger to a domain: a PV guest takes an NMI."""
+    if not vcpu.isdigit():
+        typer.echo("Invalid vcpuid, using default vcpuid=0.\n", err=True)
+        vcpu = "0"
+    connect().call("trigger", domain=domain, name=name, vcpu=int(vcpu))
 
 
 @app.command("rename")
@@ -449,6 +564,21 @@ def xenstore_chmod(path: str, perms: list[str] = typer.Argument(..., help="n0 r5
     connect().call("xs_chmod", path=path, perms=perms)
 
 
+@xenstore_app.command("watch")
+def xenstore_watch(path: str,
+                   count: int = typer.Option(None, "-n", help="Stop after this many events.")) -> None:
+    """Print the path of each change under PATH as it happens, as
+    xenstore-watch does (the first event fires at once)."""
+    from xl.xswatch import WatchError, watch
+    socket_path = connect().call("status")["xenstore_socket"]
+    try:
+        watch(socket_path, path, lambda changed: typer.echo(changed) or sys.stdout.flush(), count)
+    except WatchError as e:
+        raise XlError(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+
+
 @xenstore_app.command("ls")
 def xenstore_ls(path: str = typer.Argument("/")) -> None:
     """The tree under a path, as xenstore-ls prints it."""
@@ -483,16 +613,52 @@ def domname(domid: int = typer.Argument(..., help="The domain's id.")) -> None:
 @app.command("console")
 def console(domain: str = typer.Argument(..., help="The domain, by name or id."),
             dump: bool = typer.Option(False, "--dump", help="Print what it wrote so far and exit.")) -> None:
-    """Attach to a domain's console (with --dump: print its output so far)."""
-    if not dump:
-        raise XlError("only `xl console --dump` is available so far")
-    typer.echo(connect().call("console", domain=domain), nl=False)
+    """Attach to a domain's console (Ctrl-] detaches); with --dump, print
+    what it wrote so far and exit."""
+    if dump:
+        typer.echo(connect().call("console", domain=domain), nl=False)
+        return
+    from xl.console import attach
+    attach(connect(), domain)
 
 
 @app.command("dmesg")
 def dmesg(clear: bool = typer.Option(False, "-c", help="Clear the ring after reading.")) -> None:
     """Print the hypervisor's console ring."""
     typer.echo(connect().call("dmesg", clear=clear), nl=False)
+
+
+@app.command("info")
+def info(name: str = typer.Argument(None, help="Print only the values of the fields starting so."),
+         numa: bool = typer.Option(False, "-n", "--numa", help="Show the CPU and NUMA topology too."),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Information about the host and the hypervisor."""
+    from xl.info import render_info
+    answer = connect().call("info", numa=numa)
+    if as_json:
+        typer.echo(json.dumps(dict(answer["fields"]), indent=2))
+        return
+    typer.echo(render_info([tuple(f) for f in answer["fields"]], None if numa else name,
+                           answer["numa"]))
+
+
+@app.command("uptime")
+def uptime(domains: list[str] = typer.Argument(None, help="Domains (default: all)."),
+           short: bool = typer.Option(False, "-s", help="Short form: time of day, uptime, name (id)."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """How long each domain has been up."""
+    from xl.info import uptime_text
+    answer = connect().call("uptime", domains=domains or [])
+    if as_json:
+        typer.echo(json.dumps(answer["domains"], indent=2))
+        return
+    lines = [] if short else [f"{'Name':<33} {'ID':>4} Uptime"]
+    for d in answer["domains"]:
+        if short:
+            lines.append(f" {answer['now']} up {uptime_text(d['uptime_s'], True)}, {d['name']} ({d['domid']})")
+        else:
+            lines.append(f"{d['name']:<33} {d['domid']:4d} {uptime_text(d['uptime_s'], False)}")
+    typer.echo("\n".join(lines))
 
 
 @app.command("clock")

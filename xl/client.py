@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from xl.service import LOG, SOCKET, state_dir
+from xl.paths import LOG, SOCKET, state_dir
 
 START_TIMEOUT_S = 20
 

@@ -19,9 +19,11 @@ DOMAIN_OWNED = ("control/shutdown", "control/feature-poweroff", "control/feature
 
 def make_domain_entries(xs: XsClient, domid: int, *, name: str, uuid: str, memory_kib: int,
                         maxmem_kib: int, vcpus: int, store_port: int, store_mfn: int,
-                        console_port: int, console_mfn: int) -> None:
+                        console_port: int, console_mfn: int, start_time: str = "",
+                        online_vcpus: int | None = None) -> None:
     """One transaction, retried while another writer gets in the way, as
-    libxl does."""
+    libxl does. ``start_time`` is the wall clock's "seconds.hundredths"
+    when the domain was made (what `xl uptime` counts from)."""
     home = f"/local/domain/{domid}"
     vm = f"/vm/{uuid}"
     roperm = ("n0", f"r{domid}")
@@ -37,14 +39,16 @@ def make_domain_entries(xs: XsClient, domid: int, *, name: str, uuid: str, memor
             xs.mkdir(f"{home}/{rel}", tx)
             xs.set_perms(f"{home}/{rel}", rwperm, tx)
         values = {
-            f"{vm}/uuid": uuid, f"{vm}/name": name,
+            f"{vm}/uuid": uuid, f"{vm}/name": name, f"{vm}/start_time": start_time,
             f"{home}/vm": vm, f"{home}/name": name, f"{home}/domid": str(domid),
             f"{home}/memory/static-max": str(maxmem_kib), f"{home}/memory/target": str(memory_kib),
             f"{home}/store/port": str(store_port), f"{home}/store/ring-ref": str(store_mfn),
             f"{home}/console/port": str(console_port), f"{home}/console/ring-ref": str(console_mfn),
             f"{home}/console/limit": str(CONSOLE_LIMIT), f"{home}/console/type": "xenconsoled",
         }
-        values.update({f"{home}/cpu/{i}/availability": "online" for i in range(vcpus)})
+        online = vcpus if online_vcpus is None else online_vcpus
+        values.update({f"{home}/cpu/{i}/availability": "online" if i < online else "offline"
+                       for i in range(vcpus)})
         for path, value in values.items():
             xs.write(path, value, tx)
 

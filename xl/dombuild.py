@@ -40,6 +40,7 @@ from hv.public.xen import (
 )
 from xl.device import device_add, remove_devices
 from xl.domain_store import make_domain_entries, remove_domain_entries
+from xl.info import start_time_text
 from xl.privcmd import HypercallError, Privcmd
 
 # libxl's defaults.
@@ -205,32 +206,36 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
 def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                      memory_kib: int, max_vcpus: int = 1, maxmem_kib: int | None = None,
                      cmdline: str = "", workload: list[str] | None = None,
-                     domid: int = 0, devices=()) -> BuiltDomain:
+                     domid: int = 0, devices=(), vcpus: int | None = None) -> BuiltDomain:
     """Build a domain (``domid`` 0: Xen picks its id), give it its xenstore
     entries, introduce it to xenstored, add its ``devices`` (their domid is
     filled in) and start it (libxl's order: the store must know a domain
-    and its devices before its kernel first looks)."""
+    and its devices before its kernel first looks). Of its ``max_vcpus``
+    the first ``vcpus`` are online (the rest are the kernel's to take
+    down, as cpu/N/availability tells it)."""
     built = build_pv_domain(pc, memory_kib=memory_kib, max_vcpus=max_vcpus,
                             maxmem_kib=maxmem_kib, handle=uuid, cmdline=cmdline,
                             unpause=False, workload=workload, domid=domid)
     try:
-        make_domain_entries(xs, built.domid, name=name, uuid=_uuid_text(uuid),
+        make_domain_entries(xs, built.domid, name=name, uuid=uuid_text(uuid),
                             memory_kib=memory_kib, maxmem_kib=maxmem_kib or memory_kib,
                             vcpus=max_vcpus, store_port=built.store_port,
                             store_mfn=built.store_mfn, console_port=built.console_port,
-                            console_mfn=built.console_mfn)
+                            console_mfn=built.console_mfn, start_time=start_time_text(pc),
+                            online_vcpus=vcpus)
         xs.introduce(built.domid, built.store_mfn, built.store_port)
         for dev in devices:
             device_add(xs, replace(dev, domid=built.domid))
     except Exception:
-        remove_domain_entries(xs, built.domid, _uuid_text(uuid))
+        remove_domain_entries(xs, built.domid, uuid_text(uuid))
         _domctl(pc, XEN_DOMCTL_destroydomain, built.domid, what="destroydomain")
         raise
     _domctl(pc, XEN_DOMCTL_unpausedomain, built.domid, what="unpausedomain")
     return built
 
 
-def _uuid_text(raw: bytes) -> str:
+def uuid_text(raw: bytes) -> str:
+    """LIBXL_UUID_FMT."""
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

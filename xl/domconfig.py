@@ -61,6 +61,15 @@ def domain_config(cfg: XlConfig, filename: str) -> tuple[dict, list[str]]:
     config["maxvcpus"] = number("maxvcpus", config["vcpus"])
     if config["maxvcpus"] < config["vcpus"]:
         raise ConfigError(f"{where('maxvcpus')}: maxvcpus is below vcpus")
+    # The credit scheduler's ranges (sched_credit.c): weight 1..65535, cap
+    # 0 (none) .. 65535 per cent of a pCPU.
+    for key, low in (("cpu_weight", 1), ("cap", 0)):
+        if key in cfg:
+            config[key] = number(key, 0, low)
+            if config[key] > 65535:
+                raise ConfigError(f"{where(key)}: {key} must be at most 65535, not {config[key]}")
+    if "driver_domain" in cfg:
+        config["driver_domain"] = number("driver_domain", 0, 0) != 0
     if "uuid" in cfg:
         try:
             config["uuid"] = str(uuidlib.UUID(cfg.get_string("uuid")))
@@ -106,16 +115,31 @@ def _strings(cfg: XlConfig, key: str, where) -> str | None:
         raise ConfigError(f"{where(key)}: {_reason(e)}") from None
 
 
+def with_defaults(config: dict) -> dict:
+    """A config with xl's default for every key it leaves out."""
+    full = {"memory": 128, "vcpus": 1, "cmdline": "", "workload": ["idle"],
+            "disk": [], "vif": [], "vtpm": [], **config}
+    full.setdefault("maxmem", full["memory"])
+    full.setdefault("maxvcpus", full["vcpus"])
+    for key in ("on_poweroff", "on_reboot", "on_crash"):
+        full.setdefault(key, "restart" if key == "on_reboot" else "destroy")
+    return full
+
+
 def libxl_json(config: dict) -> dict:
     """`xl create -n`: the config in libxl_domain_config's shape."""
     name = config["name"]
+    params = {key: config[field] for key, field in (("weight", "cpu_weight"), ("cap", "cap"))
+              if field in config}
     out = {
         "c_info": {"type": "pv", "name": name,
-                   **({"uuid": config["uuid"]} if "uuid" in config else {})},
+                   **({"uuid": config["uuid"]} if "uuid" in config else {}),
+                   **({"driver_domain": "True"} if config.get("driver_domain") else {})},
         "b_info": {"max_vcpus": config["maxvcpus"],
                    "avail_vcpus": list(range(config["vcpus"])),
                    "max_memkb": config["maxmem"] * 1024, "target_memkb": config["memory"] * 1024,
                    **({"cmdline": config["cmdline"]} if config["cmdline"] else {}),
+                   **({"sched_params": params} if params else {}),
                    "type.pv": {}},
         "disks": [parse_disk(spec).to_json() for spec in config["disk"]],
         "nics": [parse_vif(spec, devid=i, domain=name).to_json() for i, spec in enumerate(config["vif"])],

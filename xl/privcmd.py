@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hv.public.errno import errno_name
+from hv.public.errno import EFAULT, errno_name
 
 
 class HypercallError(Exception):
@@ -35,3 +35,11 @@ class Privcmd:
     def map_foreign(self, mfn: int, writable: bool = True) -> bytearray:
         """A view of another domain's frame, as privcmd's mmap gives dom0."""
         return self.xen.frames.map_domain_page(self.domain, mfn, writable)
+
+    def peek_foreign(self, mfn: int) -> bytes | bytearray:
+        """Another domain's frame for reading, as a read-only mapping shows
+        it; a frame never written reads as zeroes and stays unmade (the
+        model's memory is sparse, and a save reads every page)."""
+        if self.xen.frames.owner(mfn) is None:
+            raise HypercallError("mmap", EFAULT)
+        return self.xen.ram.peek(mfn)

@@ -25,6 +25,7 @@ answer is one line, `{"ok": true, "result": ...}` or `{"ok": false,
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import json
 import os
@@ -34,24 +35,17 @@ import sys
 import threading
 import time
 
+from hv.public.io.xs_wire import (
+    XS_ERROR, XS_INTRODUCE, XS_MKDIR, XS_RELEASE, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET,
+    XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
+)
+from hv.xenstore.protocol import Message
 from hv.host import DEFAULT_DOM0_MEMORY, Host
+from xl.paths import LOCK, SOCKET, XENSTORED_SOCKET
 from xl.toolstack import Toolstack, ToolstackError
 
-SOCKET = "xl.sock"
-XENSTORED_SOCKET = "xenstored.sock"
-LOCK = "lock"
-LOG = "service.log"
 # How often the pacing thread lets virtual time catch up with the wall.
 PACE_S = 0.01
-
-
-def state_dir(env=None) -> str:
-    """$XL_HOME, else the XDG state directory's xenlab."""
-    env = os.environ if env is None else env
-    if env.get("XL_HOME"):
-        return env["XL_HOME"]
-    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "xenlab")
 
 
 class ServiceError(Exception):
@@ -82,13 +76,19 @@ class Clock:
         return {"now_ns": self.host.now, "speed": self.speed, "frozen": self.frozen}
 
 
+# What an outside xenstore client may change the store with.
+XS_SOCKET_CHANGES = frozenset((XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTION_START,
+                               XS_TRANSACTION_END, XS_INTRODUCE, XS_RELEASE, XS_RESUME,
+                               XS_SET_TARGET))
+# Journal entries that are not requests anyone may make.
+REPLAY_ONLY = frozenset(("xs_socket",))
 JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
-           "sched_credit_set", "vcpu_pin", "rename", "debug_keys", "mem_set", "mem_max",
+           "sched_credit_set", "vcpu_pin", "vcpu_set", "sysrq", "trigger", "clock", "console_write", "rename", "debug_keys", "mem_set", "mem_max",
            "device_attach", "device_detach", "detach_finish", "step", "xs_write", "xs_rm",
-           "xs_chmod")
+           "xs_chmod", "save", "restore")
 
 
 class Journal:
@@ -134,12 +134,17 @@ class Service:
         self.home = home
         self.journal = Journal(os.path.join(home, JOURNAL))
         self.host = self._recover(cpus, memory)
-        self.clock = Clock(self.host)
+        self.clock = Clock(self.host, **self.saved_clock)
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
-        self.host.serve_xenstore(self.xenstore_path)
+        server = self.host.serve_xenstore(self.xenstore_path)
         self.toolstack = Toolstack(self.host)
+        self._socket_conns: dict[int, object] = {}
+        self._socket_tx: dict[tuple[int, int], int] = {}
         self._replay()
+        for conn in self._socket_conns.values():
+            self.host.xenstored.disconnect(conn)
+        server.on_request = self._journal_socket_request
         self.checkpoint()
         self.clock.rebase()
 
@@ -150,24 +155,60 @@ class Service:
                 saved = pickle.load(f)
         except FileNotFoundError:
             self.replay_from = 0
+            self.saved_clock = {}
             return Host(cpus=cpus, memory=memory)
         self.replay_from = saved["seq"]
+        self.saved_clock = saved.get("clock", {})
         return Host.restore(saved["host"])
 
     def _replay(self) -> None:
         """The journal's changes since the snapshot, each at its time."""
-        for entry in self.journal.entries():
-            self.journal.seq = entry["seq"]
-            if entry["seq"] <= self.replay_from:
-                continue
-            if entry["t"] > self.host.now:
-                self.host.run(until=entry["t"])
-            getattr(self, f"op_{entry['op']}")(**entry["args"])
+        self.replaying = True
+        try:
+            for entry in self.journal.entries():
+                self.journal.seq = entry["seq"]
+                if entry["seq"] <= self.replay_from:
+                    continue
+                if entry["t"] > self.host.now:
+                    self.host.run(until=entry["t"])
+                getattr(self, f"op_{entry['op']}")(**entry["args"])
+        finally:
+            self.replaying = False
+
+    def _journal_socket_request(self, client: int, msg, answer: tuple[int, bytes]) -> None:
+        """A request from an outside xenstore client that changed the store
+        (or ended a transaction, either way) is journaled before its
+        answer goes out, like the service's own changes."""
+        reply_type, reply = answer
+        if msg.type not in XS_SOCKET_CHANGES or (reply_type == XS_ERROR
+                                                 and msg.type != XS_TRANSACTION_END):
+            return
+        self.journal.append({"t": self.host.now, "op": "xs_socket", "args": {
+            "client": client, "type": msg.type, "tx": msg.tx_id,
+            "payload": msg.payload.decode("latin-1"), "reply": reply.decode("latin-1"),
+            "failed": reply_type == XS_ERROR}})
+
+    def op_xs_socket(self, client: int, type: int, tx: int, payload: str, reply: str = "",
+                     failed: bool = False) -> None:
+        """Replay an outside client's change on a connection standing in
+        for it; its transactions get the ids this store gives them now."""
+        conn = self._socket_conns.get(client)
+        if conn is None:
+            conn = self._socket_conns[client] = self.host.xenstored.connect("socket")
+        data = payload.encode("latin-1")
+        if type == XS_TRANSACTION_END and failed:
+            data = b"F\0"                 # it did not commit then: it does not now
+        tx_now = self._socket_tx.get((client, tx), 0) if tx else 0
+        reply_type, answer = self.host.xenstored.process(conn, Message(type, 0, tx_now, data))
+        conn.clear_output()
+        if type == XS_TRANSACTION_START and reply_type != XS_ERROR:
+            self._socket_tx[(client, int(reply.rstrip("\0")))] = int(answer.rstrip(b"\0"))
 
     def checkpoint(self) -> None:
         """The whole machine to disk; the journal starts again after it."""
         with self.host.lock:
-            data = pickle.dumps({"seq": self.journal.seq, "host": self.host.snapshot()},
+            data = pickle.dumps({"seq": self.journal.seq, "host": self.host.snapshot(),
+                                 "clock": {"speed": self.clock.speed, "frozen": self.clock.frozen}},
                                 protocol=pickle.HIGHEST_PROTOCOL)
             _write_atomically(os.path.join(self.home, SNAPSHOT), data)
             with open(self.journal.path, "wb"):
@@ -175,7 +216,8 @@ class Service:
     # ------------------------------------------------------------ requests
     def handle(self, request: dict) -> dict:
         op = request.get("op")
-        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        served = isinstance(op, str) and op not in REPLAY_ONLY
+        handler = getattr(self, f"op_{op}", None) if served else None
         if handler is None:
             return {"ok": False, "error": f"unknown request {op!r}"}
         args = request.get("args") or {}
@@ -203,8 +245,15 @@ class Service:
                 "cpus": xen.nr_cpus, "memory_bytes": xen.ram.nr_frames * 4096,
                 "domains": len(list(xen.domains))}
 
-    def op_list(self) -> list[dict]:
-        return self.toolstack.list_domains()
+    def op_list(self, domain=None) -> list[dict]:
+        rows = self.toolstack.list_domains()
+        if domain is None:
+            return rows
+        domid = self.toolstack.domid_of(domain, rows)     # one walk of the domains, not two
+        return [d for d in rows if d["domid"] == domid]
+
+    def op_list_long(self, domain=None) -> list[dict]:
+        return self.toolstack.list_long(domain)
 
     def op_create(self, config: dict) -> dict:
         domid = self.toolstack.create(config)
@@ -212,6 +261,23 @@ class Service:
 
     def op_destroy(self, domain) -> dict:
         return {"domid": self.toolstack.destroy(domain)}
+
+    def op_save(self, domain, path: str, checkpoint: bool = False, paused: bool = False,
+                config: dict | None = None) -> dict:
+        """Replayed, a save does to the machine what it did, and leaves the
+        file it wrote then alone."""
+        return self.toolstack.save(domain, None if self.replaying else path, checkpoint, paused,
+                                   config)
+
+    def op_restore(self, image: str, paused: bool = False, config: dict | None = None,
+                   source: str = "the save file") -> dict:
+        """``image`` is the save file's bytes in base64: the journal keeps
+        them, so a replayed restore does not need the file any more."""
+        try:
+            data = base64.b64decode(image, validate=True)
+        except (ValueError, TypeError):
+            raise ServiceError("restore: the image is not base64") from None
+        return self.toolstack.restore(data, paused, config, source)
 
     def op_vcpu_list(self, domain=None) -> list[dict]:
         return self.toolstack.vcpu_list(domain)
@@ -239,6 +305,15 @@ class Service:
 
     def op_vcpu_pin(self, domain, vcpu: int, hard: int) -> None:
         self.toolstack.vcpu_pin(domain, vcpu, hard)
+
+    def op_vcpu_set(self, domain, count: int, check_host: bool = True) -> int:
+        return self.toolstack.vcpu_set(domain, count, check_host)
+
+    def op_sysrq(self, domain, key: str) -> int:
+        return self.toolstack.sysrq(domain, key)
+
+    def op_trigger(self, domain, name: str, vcpu: int = 0) -> int:
+        return self.toolstack.trigger(domain, name, vcpu)
 
     def op_rename(self, domain, new_name: str) -> dict:
         return {"domid": self.toolstack.rename(domain, new_name)}
@@ -303,8 +378,20 @@ class Service:
     def op_console(self, domain) -> str:
         return self.toolstack.console_output(domain)
 
+    def op_console_read(self, domain, offset: int = 0) -> dict:
+        return self.toolstack.console_read(domain, offset)
+
+    def op_console_write(self, domid: int, data: str) -> int:
+        return self.toolstack.console_write(domid, data)
+
     def op_dmesg(self, clear: bool = False) -> str:
         return self.toolstack.dmesg(clear)
+
+    def op_info(self, numa: bool = False) -> dict:
+        return self.toolstack.info(numa)
+
+    def op_uptime(self, domains=()) -> dict:
+        return self.toolstack.uptime(domains)
 
     def op_clock(self, action: str, value: float = 0.0) -> dict:
         """freeze, thaw, speed FACTOR, run SECONDS (of frozen time)."""
@@ -402,7 +489,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cpus", type=int, default=4)
     parser.add_argument("--memory", type=int, default=16 << 30)
     args = parser.parse_args(argv)
+    args.home = os.path.abspath(args.home)
     os.makedirs(args.home, mode=0o700, exist_ok=True)
+    # A relative path in a request (a disk's target=, say) means a file in
+    # the state directory, wherever the service happened to be started
+    # from, and means the same file again when the journal is replayed.
+    os.chdir(args.home)
     lock = open(os.path.join(args.home, LOCK), "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

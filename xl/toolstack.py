@@ -4,9 +4,16 @@ plain data for the command (or the dashboard) to render."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import uuid as uuidlib
+import platform
 
 from hv.public.domctl import (
+    XEN_DOMCTL_SENDTRIGGER_INIT, XEN_DOMCTL_SENDTRIGGER_NMI, XEN_DOMCTL_SENDTRIGGER_POWER,
+    XEN_DOMCTL_SENDTRIGGER_RESET, XEN_DOMCTL_SENDTRIGGER_SLEEP, XEN_DOMCTL_sendtrigger,
+    XenDomctlSendtrigger,
     XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuaffinity,
     XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_max_mem, XEN_DOMCTL_pausedomain, XenDomctlMaxMem,
     XEN_DOMCTL_SCHEDOP_getinfo,
@@ -17,15 +24,18 @@ from hv.public.domctl import (
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
+from hv.public.errno import EINVAL
 from hv.public.xen import DOMID_FIRST_RESERVED, HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
 from hv.xenstore.errors import XsError
 from xl.device import (
     Device, backend_closed, device_add, device_destroy, device_request_close, list_devices,
 )
-from xl.dombuild import create_pv_domain, destroy_domain
+from xl.dombuild import create_pv_domain, destroy_domain, uuid_text
 from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
-from xl.domain_store import remove_domain_entries
+from xl import info as hostinfo
+from xl.domain_store import in_transaction, remove_domain_entries
+from xl.domconfig import libxl_json, with_defaults
 from xl.privcmd import HypercallError, Privcmd
 
 
@@ -35,6 +45,13 @@ class ToolstackError(Exception):
 # xl_info.c's letters for a shut-down domain's reason (poweroff, reboot,
 # suspend, crash, watchdog, soft reset).
 SHUTDOWN_REASON_LETTERS = "-rscwS"
+
+
+def shutdown_reason(flags: int) -> int | None:
+    """The SHUTDOWN_* code of a domain that has shut down, else None."""
+    if not flags & XEN_DOMINF_shutdown:
+        return None
+    return (flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask
 
 
 def state_letters(flags: int) -> str:
@@ -78,6 +95,13 @@ AFTER_SHUTDOWN = {0: ("on_poweroff", "destroy"), 1: ("on_reboot", "restart"),
                   5: ("on_soft_reset", "restart")}
 
 
+# libxl_trigger's names; s3resume goes through the device model, which a
+# PV guest has none of.
+TRIGGERS = {"nmi": XEN_DOMCTL_SENDTRIGGER_NMI, "reset": XEN_DOMCTL_SENDTRIGGER_RESET,
+            "init": XEN_DOMCTL_SENDTRIGGER_INIT, "power": XEN_DOMCTL_SENDTRIGGER_POWER,
+            "sleep": XEN_DOMCTL_SENDTRIGGER_SLEEP, "s3resume": None}
+
+
 # Devices asked to close, waiting for their backends: <domid>-<class>-<devid>.
 DETACHING = "/libxl/xenlab-detach"
 
@@ -117,25 +141,43 @@ class Toolstack:
         return [{"domid": info.domain, "name": self.name_of(info.domain),
                  "mem_mib": (info.tot_pages + info.outstanding_pages) * 4 // 1024,
                  "vcpus": info.nr_online_vcpus, "state": state_letters(info.flags),
-                 "cpu_time_s": info.cpu_time / 1e9}
+                 "cpu_time_s": info.cpu_time / 1e9, "uuid": uuid_text(bytes(info.handle)),
+                 "shutdown_reason": shutdown_reason(info.flags)}
                 for info in self.domain_infos()]
+
+    def list_long(self, domain=None) -> list[dict]:
+        """`xl list -l`: each domain's config in libxl_domain_config's shape,
+        as libxl keeps it; a domain with none kept (dom0) is left out."""
+        domids = [self.domid_of(domain)] if domain is not None else \
+            [d.domain for d in self.domain_infos()]
+        rows = []
+        for domid in domids:
+            config = self.config_of(domid)
+            if config is not None:
+                rows.append({"domid": domid, "config": libxl_json(config)})
+        return rows
 
     # ------------------------------------------------------------ create
     def create(self, config: dict) -> int:
         """Build and start a domain from a parsed config (the keys of
-        xl.cfg: name, memory, maxmem, vcpus, workload, disk, vif, vtpm);
+        xl.cfg: name, memory, maxmem, vcpus, workload, disk, vif, vtpm,
+        cpu_weight, cap, driver_domain);
         nothing is left behind when it fails."""
         name = config.get("name")
         if not name:
             raise ToolstackError("the config gives no name")
         if any(d["name"] == name for d in self.list_domains()):
             raise ToolstackError(f"a domain named {name!r} already exists")
+        config = with_defaults(config)
         memory = int(config.get("memory", 128))
+        if not config.get("uuid"):
+            config = {**config, "uuid": self._new_uuid(name)}
         try:
             devices = self._devices(name, config)
             built = create_pv_domain(self.pc, self.xs, name=name, memory_kib=memory * 1024,
+                                     uuid=uuidlib.UUID(config["uuid"]).bytes,
                                      maxmem_kib=int(config.get("maxmem", memory)) * 1024,
-                                     max_vcpus=int(config.get("vcpus", 1)),
+                                     max_vcpus=int(config["maxvcpus"]), vcpus=int(config["vcpus"]),
                                      cmdline=str(config.get("cmdline", "")),
                                      workload=list(config.get("workload", ["idle"])),
                                      devices=devices)
@@ -145,16 +187,36 @@ class Toolstack:
             raise ToolstackError(f"creating {name}: {e}") from None
         # Kept where libxl keeps its own, for what happens when it shuts down.
         self.xs.write(f"/libxl/{built.domid}/xenlab-config", json.dumps(config, sort_keys=True))
+        if config.get("driver_domain"):
+            # libxl__domain_make: a driver domain runs its own libxl and
+            # device models, and gets directories of its own for them.
+            for rel in ("libxl", "device-model"):
+                path = f"/local/domain/{built.domid}/{rel}"
+                self.xs.mkdir(path)
+                self.xs.set_perms(path, [f"n{built.domid}"])
+        if "cpu_weight" in config or "cap" in config:
+            # libxl sets these while building; no virtual time has passed
+            # since the unpause, so the scheduler has not yet charged it.
+            now = self._sched(built.domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
+            self._sched(built.domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
+                weight=config.get("cpu_weight", now.weight), cap=config.get("cap", now.cap)))
         if config.get("paused"):
             # Before it has run at all: no virtual time passed since the unpause.
             self._domctl(XEN_DOMCTL_pausedomain, built.domid, "pausing the new domain")
         return built.domid
 
+    def _new_uuid(self, name: str) -> str:
+        """libxl_uuid_generate(), made repeatable: the same commands at the
+        same virtual times give the same uuids (a version 4 uuid drawn
+        from the machine's own history instead of the system's entropy)."""
+        seed = f"{name}/{self.host.now}/{self.host.xen.trace.seq}".encode()
+        return str(uuidlib.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
+
     def _devices(self, name: str, config: dict) -> list[Device]:
         devices = []
         for spec in config.get("disk", []):
             disk = parse_disk(spec)
-            devices.append(Device("vbd", 0, disk.devid, 0, back={
+            devices.append(Device("vbd", 0, disk.devid, self._backend_domid(disk.backend_domname), back={
                 "params": disk.pdev_path or "", "mode": "w" if disk.readwrite else "r",
                 "type": "phy", "dev": disk.vdev, "device-type": "cdrom" if disk.is_cdrom else "disk",
                 "removable": disk.removable, "bootable": 1},
@@ -169,18 +231,29 @@ class Toolstack:
                 back["ip"] = nic.ip
             if nic.rate_bytes_per_interval:
                 back["rate"] = f"{nic.rate_bytes_per_interval},{nic.rate_interval_usecs}"
-            devices.append(Device("vif", 0, nic.devid, 0, back=back,
+            devices.append(Device("vif", 0, nic.devid, self._backend_domid(nic.backend_domname), back=back,
                                   front={"mac": nic.mac, "handle": nic.devid}))
         for devid, spec in enumerate(config.get("vtpm", []), config.get("first_vtpm", 0)):
             tpm = parse_vtpm(spec, devid=devid, domain=name)
-            devices.append(Device("vtpm", 0, tpm.devid, 0, back={"uuid": tpm.uuid}, front={}))
+            devices.append(Device("vtpm", 0, tpm.devid, self._backend_domid(tpm.backend_domname),
+                                  back={"uuid": tpm.uuid}, front={}))
         return devices
 
-    def domid_of(self, name_or_id) -> int:
-        """A domain named by name or by id, as xl accepts either."""
+    def _backend_domid(self, backend: str | None) -> int:
+        """libxl__resolve_domid(): the domain a device's backend= names, by
+        name or id; dom0 when it names none."""
+        if not backend:
+            return 0
+        try:
+            return self.domid_of(backend)
+        except ToolstackError:
+            raise ToolstackError(f"backend domain {backend!r} does not exist") from None
+
+    def domid_of(self, name_or_id, rows: list[dict] | None = None) -> int:
+        """A domain named by name or by id, as xl accepts either; looked up
+        in ``rows`` (list_domains()'s) when the caller has them already."""
         text = str(name_or_id)
-        rows = self.list_domains()
-        for d in rows:
+        for d in self.list_domains() if rows is None else rows:
             if text == d["name"] or (text.isdigit() and int(text) == d["domid"]):
                 return d["domid"]
         raise ToolstackError(f"{text} is an invalid domain identifier")
@@ -199,6 +272,19 @@ class Toolstack:
             raise ToolstackError(f"destroying {domain}: {e}") from None
         remove_domain_entries(self.xs, domid, vm.removeprefix("/vm/") or None)
         return domid
+
+    # ------------------------------------------------------------ save and restore
+    def save(self, domain, path: str | None, checkpoint: bool = False, paused: bool = False,
+             config: dict | None = None) -> dict:
+        """`xl save`: the domain to a file (xl/saverestore.py)."""
+        from xl import saverestore
+        return saverestore.save(self, domain, path, checkpoint, paused, config)
+
+    def restore(self, data: bytes, paused: bool = False, config: dict | None = None,
+                source: str = "the save file") -> dict:
+        """`xl restore`: a new domain from a save file's bytes."""
+        from xl import saverestore
+        return saverestore.restore(self, data, paused, config, source)
 
     # ------------------------------------------------------------ the rest
     def _domctl(self, cmd: int, domid: int, what: str) -> None:
@@ -241,8 +327,56 @@ class Toolstack:
         except (ValueError, LookupError) as e:
             raise ToolstackError(f"no console for {domain}: {e}") from None
 
+    def console_read(self, domain, offset: int = 0) -> dict:
+        """A domain's console output from ``offset`` (what an earlier read
+        returned; 0 for all that is kept), the offset to read from next,
+        and whether the domain is still there. Bytes that are not UTF-8
+        travel as surrogate escapes."""
+        domid = self.domid_of(domain)
+        if domid == 0:
+            raise ToolstackError("dom0's console is the hypervisor's: use xl dmesg")
+        try:
+            data, offset = self.host.xenconsoled.read_new(domid, offset)
+        except (ValueError, LookupError, AttributeError) as e:
+            raise ToolstackError(f"no console for {domain}: {e}") from None
+        return {"data": data.decode(errors="surrogateescape"), "offset": offset, "domid": domid}
+
+    def console_write(self, domid: int, data: str) -> int:
+        """Type into a domain's console, as xenconsole does; how many bytes
+        the ring took."""
+        if not any(info.domain == domid for info in self.domain_infos()):
+            raise ToolstackError(f"domain {domid} is gone")
+        return self.host.xenconsoled.write_input(domid, data.encode(errors="surrogateescape"))
+
     def dmesg(self, clear: bool) -> str:
-        return self.host.xen.console.read_ring(clear).decode(errors="replace")
+        return hostinfo.read_console(self.pc, clear).decode(errors="replace")
+
+    def info(self, numa: bool = False) -> dict:
+        """`xl info`'s fields, in order, and with ``numa`` its topology."""
+        return {"fields": hostinfo.host_info(self.pc, platform.node()),
+                "numa": hostinfo.numa_lines(self.pc) if numa else []}
+
+    def uptime(self, domains=()) -> dict:
+        """`xl uptime`: each domain's time since it was made, by the wall
+        clock (dom0's since the host booted); and the time of day."""
+        now = hostinfo.wallclock_seconds(self.pc)
+        if domains:
+            domids = [self.domid_of(d) for d in domains]
+        else:
+            domids = [d.domain for d in self.domain_infos()]
+        rows = []
+        for domid in domids:
+            if domid == 0:
+                up = self.host.xen.clock.now // hostinfo.NS_PER_S
+            else:
+                try:
+                    vm = self.xs.read(f"/local/domain/{domid}/vm").decode()
+                    started = int(float(self.xs.read(f"{vm}/start_time").decode()))
+                except (XsError, ValueError):
+                    continue            # libxl skips a domain with no start time
+                up = now - started
+            rows.append({"domid": domid, "name": self.name_of(domid), "uptime_s": up})
+        return {"now": hostinfo.clock_text(now), "domains": rows}
 
     def vcpu_list(self, domain=None) -> list[dict]:
         """`xl vcpu-list`: each vCPU's pCPU, state, time and affinities."""
@@ -332,8 +466,10 @@ class Toolstack:
     # ------------------------------------------------------------ more of xl
     def debug_keys(self, keys: str) -> None:
         """Press hypervisor debug keys; what they print goes to dmesg."""
-        for key in keys:
-            self.host.xen.debug_key(key)
+        try:
+            hostinfo.debug_keys(self.pc, keys)
+        except HypercallError as e:
+            raise ToolstackError(str(e)) from None
 
     def sched_credit(self, domain=None, weight: int | None = None, cap: int | None = None) -> list[dict]:
         """Read (and with weight or cap, set) credit parameters."""
@@ -372,6 +508,56 @@ class Toolstack:
             cpumap_soft=XenctlBitmap(bitmap=bytes((nr + 7) // 8), nr_bits=nr)))
         if rc < 0:
             raise ToolstackError(f"setting vCPU {vcpu}'s affinity: error {rc}")
+
+    def vcpu_set(self, domain, count: int, check_host: bool = True) -> int:
+        """`xl vcpu-set`: the first ``count`` vCPUs online, the rest offline,
+        written to cpu/N/availability in one transaction as libxl does; the
+        guest's kernel brings them up or takes them down."""
+        domid = self.domid_of(domain)
+        rc, out = self._query(XEN_DOMCTL_getdomaininfo, domid, None)
+        if rc < 0:
+            raise ToolstackError(f"{domain} is an invalid domain identifier")
+        dominfo = out.u
+        nr_cpus = self.host.xen.nr_cpus
+        if check_host and count > dominfo.nr_online_vcpus and count > nr_cpus:
+            raise ToolstackError(f"You are overcommmitting! You have {nr_cpus} physical CPUs and want "
+                                 f"{count} vCPUs! Aborting, use --ignore-host to continue")
+        if count == 0:
+            raise ToolstackError("Requested 0 VCPUs!")
+        if count > dominfo.max_vcpu_id + 1:
+            raise ToolstackError(f"Requested {count} VCPUs, however maxcpus is {dominfo.max_vcpu_id + 1}!")
+        home = f"/local/domain/{domid}"
+
+        def body(tx: int) -> None:
+            for n in range(dominfo.max_vcpu_id + 1):
+                self.xs.write(f"{home}/cpu/{n}/availability", "online" if n < count else "offline", tx)
+
+        in_transaction(self.xs, body)
+        return domid
+
+    def sysrq(self, domain, key: str) -> int:
+        """`xl sysrq`: libxl writes the key to control/sysrq; the guest's
+        kernel takes it from there."""
+        if len(key) != 1:
+            raise ToolstackError("Invalid sysrq.")
+        domid = self.domid_of(domain)
+        self.xs.write(f"/local/domain/{domid}/control/sysrq", key)
+        return domid
+
+    def trigger(self, domain, name: str, vcpu: int = 0) -> int:
+        """`xl trigger`: XEN_DOMCTL_sendtrigger. A PV guest takes an NMI;
+        the ACPI buttons and s3resume are for HVM guests."""
+        if name not in TRIGGERS:
+            raise ToolstackError(f'Invalid trigger "{name}"')
+        domid = self.domid_of(domain)
+        code = TRIGGERS[name]
+        if code is None:
+            rc = -EINVAL
+        else:
+            rc, _ = self._query(XEN_DOMCTL_sendtrigger, domid, XenDomctlSendtrigger(trigger=code, vcpu=vcpu))
+        if rc < 0:
+            raise ToolstackError(f"Send trigger '{name}' failed: {os.strerror(-rc)}")
+        return domid
 
     def rename(self, domain, new_name: str) -> int:
         domid = self.domid_of(domain)

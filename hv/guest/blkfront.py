@@ -6,6 +6,11 @@ backend domain, allocates the channel, publishes ``ring-ref``,
 ``event-channel`` and ``protocol`` and goes Initialised; when the backend
 is Connected it reads the disk's size and features and goes Connected.
 
+After a restore (blkfront_resume) the device lets go of its ring, channel
+and grants, which went with the old domain, handshakes again with the new
+backend, and puts the requests that were in flight out again first
+(blkif_recover): a job goes on where it was.
+
 Data moves in pages from a pool the device keeps: with persistent grants
 (both ends say ``feature-persistent``) each pool page is granted once and
 the grant kept; otherwise a page is granted for one request and the grant
@@ -121,7 +126,8 @@ class Blkfront(XenbusDevice):
         self.pool: list[int] = []                 # free data pages (pfns)
         self.pool_grants: dict[int, int] = {}     # pfn -> its kept grant
         self.all_pages: list[int] = []
-        self.inflight: dict[int, tuple] = {}      # id -> (op, sector, pages, grants)
+        self.inflight: dict[int, tuple] = {}      # id -> (op, sector, pages, grants, ndata, length)
+        self.requeue: list[tuple[int, int, int]] = []   # (sector, op, length) to put out again
         self.next_id = 1
         self.job: BlkJob | None = None
         self.failed = ""
@@ -183,10 +189,26 @@ class Blkfront(XenbusDevice):
 
     def close(self, v: "VCPU") -> None:
         """Give back the ring, the channel, every grant and every page."""
-        k = self.k
         if self.port:
-            k.close_port(v, self.port)
+            self.k.close_port(v, self.port)
             self.port = 0
+        self._release(v)
+        self.requeue = []
+        if self.job is not None and not self.job.error:
+            self.job.error = "device closed"
+            self.job.inflight = 0
+
+    def resume_driver(self, v: "VCPU") -> None:
+        """blkfront_resume(): what was in flight is kept to go out again
+        (still counted in flight by its job); the old ring and its grants
+        are let go of."""
+        self.requeue = sorted((req[1], req[0], req[5]) for req in self.inflight.values())
+        self.port = 0
+        self.failed = ""
+        self._release(v)
+
+    def _release(self, v: "VCPU") -> None:
+        k = self.k
         # Each page goes back with its grant (once the backend lets go).
         granted = dict(self.pool_grants)
         for req in self.inflight.values():
@@ -199,9 +221,6 @@ class Blkfront(XenbusDevice):
         self.pool_grants.clear()
         self.inflight.clear()
         self.all_pages, self.pool, self.ring_pfn, self.ring_ref = [], [], 0, -1
-        if self.job is not None and not self.job.error:
-            self.job.error = "device closed"
-            self.job.inflight = 0
 
     # ------------------------------------------------------------ requests
     def start(self, v: "VCPU", kind: str, size: int, bs: int, name: str) -> BlkJob | str:
@@ -231,6 +250,11 @@ class Blkfront(XenbusDevice):
         ring = self.ring
         made = 0
         while not ring.full():
+            if self.requeue:
+                if not self._again(v, page, job):
+                    break
+                made += 1
+                continue
             if job.kind == "flush":
                 if job.submitted:
                     break
@@ -256,6 +280,21 @@ class Blkfront(XenbusDevice):
         if made and ring.push(page):
             self.k.notify(v, self.port)
         return made * REQUEST_NS
+
+    def _again(self, v: "VCPU", page, job: BlkJob) -> bool:
+        """Put out the first request a restore interrupted, if the pool has
+        the pages for it (its job counts it in flight already)."""
+        sector, op, length = self.requeue[0]
+        npages = -(-length // PAGE_SIZE)
+        indirect = npages > BLKIF_MAX_SEGMENTS_PER_REQUEST
+        if len(self.pool) < npages + indirect:
+            return False
+        self.requeue.pop(0)
+        pages = [self.pool.pop() for _ in range(npages)]
+        if op == BLKIF_OP_WRITE:
+            self._fill(pages, sector, length, job.name)
+        self._request(v, page, op, sector, pages, length, indirect)
+        return True
 
     def _fill(self, pages: list[int], sector: int, length: int, name: str) -> None:
         k = self.k
@@ -306,7 +345,7 @@ class Blkfront(XenbusDevice):
             REQUEST_HEAD.pack_into(entry, 0, op, len(pages), self.devid & 0xFFFF, req_id, sector)
             entry[REQUEST_HEAD.size:REQUEST_HEAD.size + len(segs)] = segs
         self.ring.produce(page, entry)
-        self.inflight[req_id] = (op, sector, used, temporary, len(pages))
+        self.inflight[req_id] = (op, sector, used, temporary, len(pages), length)
         self.stats["wr_req" if op == BLKIF_OP_WRITE else
                    "rd_req" if op == BLKIF_OP_READ else "f_req"] += 1
 
@@ -336,7 +375,7 @@ class Blkfront(XenbusDevice):
             self.stats["errors"] += 1
             self.log(v, "bogus response", req_id)
             return
-        op, sector, pages, temporary, ndata = req
+        op, sector, pages, temporary, ndata, _length = req
         for ref in temporary:
             # A backend still holding a grant it answered for keeps that
             # page out of the pool until it lets go.

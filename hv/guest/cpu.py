@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hv.guest.image import KERNEL_ENTRY, SECONDARY_ENTRY
 from hv.guest.kernel import FOREVER, KernelPanic, PVKernel, VcpuState
+from hv.public.callback import CALLBACKTYPE_nmi
 
 if TYPE_CHECKING:
     from hv.xen.domain import VCPU
@@ -150,7 +151,9 @@ class PVGuestCPU:
                 if sched.softirq >> v.processor & 1:
                     self.kick(v)        # Xen has the pCPU first; go on after, if still here
                     return
-                if deliverable(v):
+                if v.nmi_pending and not v.nmi_masked and CALLBACKTYPE_nmi in v.callbacks:
+                    self._nmi(k, v)
+                elif deliverable(v):
                     self._upcall(k, v)
                 elif st.op_end is not None:
                     return              # inside a compute: only interrupts run
@@ -170,6 +173,17 @@ class PVGuestCPU:
         ports = ",".join(map(str, handled)) or "none"
         self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "upcall", handled,
                             f"cleared upcall_pending, selector {sel:#x}, pending ports {ports}")
+
+    def _nmi(self, k: PVKernel, v: "VCPU") -> None:
+        """Xen bounces the guest into its NMI callback with NMIs masked;
+        the handler's iret unmasks them."""
+        v.nmi_pending = False
+        v.nmi_masked = True
+        self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "nmi", (), "NMI callback")
+        try:
+            k.nmi(v)
+        finally:
+            v.nmi_masked = False
 
     def _one_op(self, k: PVKernel, v: "VCPU", stepping: bool) -> None:
         st = k.vcpus[v.vcpu_id]
@@ -201,7 +215,9 @@ class PVGuestCPU:
         st = k.vcpus[v.vcpu_id]
         xen.in_guest = True
         try:
-            if k.upcall_deliverable(v):
+            if v.nmi_pending and not v.nmi_masked and CALLBACKTYPE_nmi in v.callbacks:
+                self._nmi(k, v)
+            elif k.upcall_deliverable(v):
                 self._upcall(k, v)
             elif st.left is not None:
                 st.left = None

@@ -57,6 +57,21 @@ class GuestGrantTable:
         first = max(old, GNTTAB_NR_RESERVED_ENTRIES)
         self._free.extend(range(first, self.nr_entries))
 
+    def remap(self, vcpu: "VCPU") -> None:
+        """gnttab_resume() in a new domain: a table of as many frames as
+        before, every entry in it empty. The references the kernel holds
+        are still its own to end (ending an empty entry succeeds)."""
+        self.vcpu = vcpu
+        nr_frames = len(self.frames)
+        rc, (op,) = self.xen.hypercall(
+            vcpu, HYPERVISOR_grant_table_op, GNTTABOP_setup_table,
+            (GnttabSetupTable(dom=DOMID_SELF, nr_frames=nr_frames, frame_list=(0,) * nr_frames),))
+        if rc < 0 or op.status != GNTST_okay:
+            raise GrantTableFull(f"setup_table: rc {rc}, status {op.status if rc == 0 else '-'}")
+        self.frames = list(op.frame_list[:nr_frames])
+        self.pages = [self.xen.frames.map_domain_page(vcpu.domain, mfn, writable=True)
+                      for mfn in self.frames]
+
     # ------------------------------------------------------------ entries
     def _where(self, ref: int) -> tuple[bytearray, int]:
         return self.pages[ref // GRANT_ENTRIES_PER_PAGE_V1], (ref % GRANT_ENTRIES_PER_PAGE_V1) * 8

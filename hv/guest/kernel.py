@@ -30,22 +30,24 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from hv.guest.image import EVENT_CALLBACK, FAILSAFE_CALLBACK, SECONDARY_ENTRY, va_to_pfn
+from hv.guest.image import EVENT_CALLBACK, FAILSAFE_CALLBACK, NMI_CALLBACK, SECONDARY_ENTRY, va_to_pfn
 from hv.guest.image import read_module
 from hv.guest.workload import WorkloadError, parse_workload
 from hv.guest.grant_table import GrantTableFull, GuestGrantTable
+from hv.guest import suspend
 from hv.guest.xenbus import Xenbus
 from hv.guest.xenbus_probe import XenbusBus, device_of
 from hv.public.io.xs_wire import (
     XENSTORE_PAYLOAD_MAX, XS_DIRECTORY, XS_ERROR, XS_MKDIR, XS_READ, XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE,
 )
 from hv.public.callback import (
-    CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CallbackRegister,
+    CALLBACKOP_register, CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CALLBACKTYPE_nmi,
+    CallbackRegister,
 )
 from hv.public.event_channel import (
     EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain, EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq,
-    EVTCHNOP_close, EVTCHNOP_send, EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi,
-    EvtchnBindVirq, EvtchnClose, EvtchnSend,
+    EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_unmask, EvtchnAllocUnbound, EvtchnBindInterdomain,
+    EvtchnBindIpi, EvtchnBindVirq, EvtchnClose, EvtchnSend, EvtchnUnmask,
 )
 from hv.public.grant_table import (
     GNTMAP_host_map, GNTMAP_readonly, GNTST_general_error, GNTST_okay, GNTTABOP_map_grant_ref,
@@ -60,7 +62,7 @@ from hv.public.sched import (
     SCHEDOP_block, SCHEDOP_shutdown, SHUTDOWN_crash, SHUTDOWN_poweroff, SHUTDOWN_reboot,
     SchedShutdown,
 )
-from hv.public.vcpu import VCPUOP_initialise, VCPUOP_up
+from hv.public.vcpu import VCPUOP_down, VCPUOP_initialise, VCPUOP_is_up, VCPUOP_up
 from hv.public.xen import (
     CONSOLEIO_write, DOMID_SELF, HYPERVISOR_callback_op, HYPERVISOR_console_io,
     HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
@@ -110,6 +112,9 @@ _CONS_OUT_SIZE = 2048
 
 
 DEFERRED_RETRY_NS = 1_000_000_000
+# The magic SysRq keys the kernel answers, by Linux's help names.
+SYSRQ_ACTIONS = {"b": "reboot", "c": "crash", "m": "show-memory-usage", "o": "poweroff",
+                 "s": "sync", "t": "show-task-states"}
 
 
 class GrantReaper:
@@ -130,7 +135,7 @@ class KernelPanic(Exception):
 class VcpuState:
     """What one vCPU of the kernel has to do, and where it is in it."""
 
-    __slots__ = ("queue", "op_end", "left", "timer", "timer_port", "ipi_port", "ticks")
+    __slots__ = ("queue", "op_end", "left", "timer", "timer_port", "ipi_port", "ticks", "offline")
 
     def __init__(self, queue: list):
         self.queue = queue
@@ -140,6 +145,7 @@ class VcpuState:
         self.timer_port = 0
         self.ipi_port = 0
         self.ticks = 0                    # VIRQ_TIMER events taken
+        self.offline = False              # cpu/N/availability said "offline"
 
 
 class PVKernel:
@@ -182,6 +188,8 @@ class PVKernel:
         self.next_va = MAP_AREA
         self.deferred_grants: list[tuple[int, int]] = []   # (ref, pfn) still mapped by the other end
         self.reaper = GrantReaper(self)
+        self.suspending: str | None = None        # where a suspend is (hv/guest/suspend.py)
+        self.p2m_fll: list[int] = []              # the P2M's frame list pages, once published
         boot = [("start_info",), ("callbacks",), ("shared_info",)]
         boot += [("bind_timer", i) for i in range(len(d.vcpus))]
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
@@ -247,6 +255,9 @@ class PVKernel:
     # ------------------------------------------------------------ the queue
     def next_op(self, v: "VCPU") -> tuple:
         st = self.vcpus[v.vcpu_id]
+        if (self.suspending == suspend.FREEZING and v.vcpu_id == 0
+                and (not st.queue or st.queue[0][0] in PREEMPTIBLE)):
+            st.queue.insert(0, ("frozen",))
         if self.work and v.vcpu_id == 0 and (not st.queue or st.queue[0][0] in PREEMPTIBLE):
             st.queue.insert(0, ("work",))
         if not st.queue:
@@ -317,8 +328,11 @@ class PVKernel:
         return 0, True
 
     def op_callbacks(self, v: "VCPU"):
+        """Where Xen enters the kernel: events, failsafe returns, and (on
+        the boot vCPU, as Linux's xen_enable_nmi()) NMIs."""
         for kind, address in ((CALLBACKTYPE_event, EVENT_CALLBACK),
-                              (CALLBACKTYPE_failsafe, FAILSAFE_CALLBACK)):
+                              (CALLBACKTYPE_failsafe, FAILSAFE_CALLBACK),
+                              (CALLBACKTYPE_nmi, NMI_CALLBACK)):
             self.must(v, "callback_op", HYPERVISOR_callback_op, CALLBACKOP_register,
                       CallbackRegister(type=kind, address=address))
         return 0, True
@@ -335,6 +349,7 @@ class PVKernel:
         self.vcpus[vcpu].timer_port = out.port
         self.handlers[out.port] = "timer"
         self.bind_to(vcpu, out.port)
+        self.unmask(v, out.port)
         return 0, True
 
     def op_bind_ipi(self, v: "VCPU", vcpu: int):
@@ -343,6 +358,7 @@ class PVKernel:
         self.vcpus[vcpu].ipi_port = out.port
         self.handlers[out.port] = "ipi"
         self.bind_to(vcpu, out.port)
+        self.unmask(v, out.port)
         return 0, True
 
     def bind_to(self, vcpu: int, port: int) -> None:
@@ -394,6 +410,51 @@ class PVKernel:
             self.xs(v, XS_WATCH, b"control/shutdown\0control:shutdown\0")
             self.xenbus.watchers[b"balloon:target"] = self._target_event
             self.xs(v, XS_WATCH, b"memory/target\0balloon:target\0")
+            self.xenbus.watchers[b"cpu:hotplug"] = self._cpu_event
+            self.xs(v, XS_WATCH, b"cpu\0cpu:hotplug\0")
+            self.xenbus.watchers[b"control:sysrq"] = self._sysrq_event
+            self.xs(v, XS_WATCH, b"control/sysrq\0control:sysrq\0")
+        return 0, True
+
+    # ------------------------------------------------------------ vCPU hotplug
+    def _cpu_event(self, v: "VCPU", path: bytes) -> None:
+        """Linux's drivers/xen/cpu_hotplug.c: the toolstack changed
+        cpu/N/availability (or the watch fired first, for every vCPU)."""
+        parts = path.decode(errors="replace").split("/")
+        which = [int(parts[1])] if len(parts) > 1 and parts[1].isdigit() else range(len(self.vcpus))
+        for n in which:
+            if 0 < n < len(self.vcpus):      # vCPU 0 never goes offline
+                self.xs(v, XS_READ, f"cpu/{n}/availability\0".encode(), self._availability, n)
+
+    def _availability(self, v: "VCPU", ok: bool, value: bytes, n: int) -> None:
+        st = self.vcpus[n]
+        if not ok or value not in (b"online", b"offline") or st.offline == (value == b"offline"):
+            return
+        if value == b"offline":
+            # cpu_down(): the vCPU is told by IPI to stop what it does and
+            # take itself down (play_dead).
+            st.offline = True
+            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send, EvtchnSend(port=st.ipi_port))
+        else:
+            st.offline = False
+            if self.hypercall(v, HYPERVISOR_vcpu_op, VCPUOP_is_up, n)[0] == 0:
+                self.must(v, "VCPUOP_up", HYPERVISOR_vcpu_op, VCPUOP_up, n)
+                self.kernel_log(v, f"smpboot: CPU {n} is now online")
+
+    def _stop_this_cpu(self, v: "VCPU") -> None:
+        """This vCPU was asked to go offline: what it was doing is dropped
+        (Linux moves its tasks elsewhere) and it goes down next."""
+        st = self.vcpus[v.vcpu_id]
+        if st.timer is not None:
+            st.timer.cancel()
+        st.timer = st.op_end = st.left = None
+        st.queue = [("play_dead",), ("enable_events",)]
+
+    def op_play_dead(self, v: "VCPU"):
+        """VCPUOP_down on itself; when brought up again it goes on from here."""
+        if self.vcpus[v.vcpu_id].offline:
+            self.kernel_log(v, f"smpboot: CPU {v.vcpu_id} is now offline")
+            self.must(v, "VCPUOP_down", HYPERVISOR_vcpu_op, VCPUOP_down, v.vcpu_id)
         return 0, True
 
     def _target_event(self, v: "VCPU", _path: bytes) -> None:
@@ -424,6 +485,12 @@ class PVKernel:
         """The toolstack asks the guest to shut itself down (Linux's
         drivers/xen/manage.c): the request is acknowledged by clearing the
         node, then the kernel shuts down with the reason asked for."""
+        if ok and value == b"suspend":
+            if not self.suspending:
+                self.xs(v, XS_WRITE, b"control/shutdown\0")
+                self.console_write(v, "xenlab PV kernel: suspend requested by the toolstack\n")
+                suspend.request(self, v)
+            return
         reason = {b"poweroff": SHUTDOWN_poweroff, b"halt": SHUTDOWN_poweroff,
                   b"reboot": SHUTDOWN_reboot}.get(value if ok else b"")
         if reason is None:
@@ -431,6 +498,56 @@ class PVKernel:
         self.xs(v, XS_WRITE, b"control/shutdown\0")
         self.console_write(v, f"xenlab PV kernel: {value.decode()} requested by the toolstack\n")
         self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=reason))
+
+    # ------------------------------------------------------------ sysrq
+    def _sysrq_event(self, v: "VCPU", _path: bytes) -> None:
+        self.xs(v, XS_READ, b"control/sysrq\0", self._sysrq)
+
+    def _sysrq(self, v: "VCPU", ok: bool, value: bytes) -> None:
+        """`xl sysrq`: the toolstack wrote one key to control/sysrq; the
+        kernel empties the node and handles the key (manage.c's
+        sysrq_handler, then handle_sysrq())."""
+        if not ok or len(value) != 1:
+            return
+        self.xs(v, XS_WRITE, b"control/sysrq\0")
+        key = chr(value[0])
+        action = SYSRQ_ACTIONS.get(key)
+        if action is None:
+            self.kernel_log(v, "sysrq: HELP : " + " ".join(f"{name}({k})" for k, name in
+                                                          sorted(SYSRQ_ACTIONS.items())))
+            return
+        getattr(self, "_sysrq_" + action.replace("-", "_"))(v)
+
+    def _sysrq_reboot(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Resetting")
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=SHUTDOWN_reboot))
+
+    def _sysrq_poweroff(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Power Off")
+        self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=SHUTDOWN_poweroff))
+
+    def _sysrq_crash(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Trigger a crash")
+        self.panic(v, "sysrq triggered crash")
+
+    def _sysrq_sync(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Emergency Sync")
+        self.kernel_log(v, "Emergency Sync complete")
+
+    def _sysrq_show_memory_usage(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Show Memory")
+        held = self.nr_pages - len(self.ballooned)
+        self.kernel_log(v, f"{self.nr_pages} pages RAM, {held} pages held, "
+                           f"{len(self.ballooned)} pages ballooned out, "
+                           f"{len(self.allocated)} pages kernel buffers")
+
+    def _sysrq_show_task_states(self, v: "VCPU") -> None:
+        self.kernel_log(v, "sysrq: Show State")
+        for n, st in enumerate(self.vcpus):
+            doing = " ".join(map(str, st.queue[0])) if st.queue else "nothing"
+            state = "offline" if st.offline else doing
+            self.kernel_log(v, f"CPU{n}: {state}")
+        self.kernel_log(v, f"program: line {self.pc + 1} of {len(self.program)}")
 
     # ------------------------------------------------------------ devices
     def device(self, devclass: str, name: str):
@@ -562,15 +679,32 @@ class PVKernel:
             self.end_access(v, ref, pfn)
 
     def alloc_unbound(self, v: "VCPU", remote: int) -> int:
-        return self.must(v, "alloc_unbound", HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
+        port = self.must(v, "alloc_unbound", HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
                          EvtchnAllocUnbound(dom=DOMID_SELF, remote_dom=remote)).port
+        self.unmask(v, port)
+        return port
 
     def bind_interdomain(self, v: "VCPU", remote: int, remote_port: int) -> int:
         """The local port, or a negative errno (a frontend's word is not
         to be trusted)."""
         rc, out = self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
                                  EvtchnBindInterdomain(remote_dom=remote, remote_port=remote_port))
-        return rc if rc < 0 else out.local_port
+        if rc < 0:
+            return rc
+        self.unmask(v, out.local_port)
+        return out.local_port
+
+    def unmask(self, v: "VCPU", port: int) -> None:
+        """unmask_evtchn(): open a port left masked (a restore masks them
+        all); Xen raises again one that went pending meanwhile."""
+        info = self.d.shared_info
+        at, bit = port >> 3, 1 << (port & 7)
+        if not info[SHINFO_EVTCHN_MASK + at] & bit:
+            return
+        if info[SHINFO_EVTCHN_PENDING + at] & bit:
+            self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_unmask, EvtchnUnmask(port=port))
+        else:
+            info[SHINFO_EVTCHN_MASK + at] &= ~bit & 0xFF
 
     def notify(self, v: "VCPU", port: int) -> None:
         self.hypercall(v, HYPERVISOR_event_channel_op, EVTCHNOP_send, EvtchnSend(port=port))
@@ -679,6 +813,12 @@ class PVKernel:
         self.hypercall(v, HYPERVISOR_sched_op, SCHEDOP_shutdown, SchedShutdown(reason=reason))
         return 0, True
 
+    def op_frozen(self, v: "VCPU"):
+        return suspend.op_frozen(self, v)
+
+    def op_suspend_return(self, v: "VCPU"):
+        return suspend.op_suspend_return(self, v)
+
     def op_crash(self, v: "VCPU"):
         raise KernelPanic("crash requested by the workload")
 
@@ -763,6 +903,8 @@ class PVKernel:
                 dev.fatal(v, str(e))
         if self.deferred_grants and calls:
             self.retry_deferred_grants(v)
+        if self.suspending == suspend.FREEZING:
+            suspend.try_suspend(self, v)
 
     # ------------------------------------------------------------ console
     def console_write(self, v: "VCPU", text: str) -> None:
@@ -910,6 +1052,12 @@ class PVKernel:
             others |= mask
         return ~(others >> (word * 64)) & 0xFFFFFFFFFFFFFFFF
 
+    def nmi(self, v: "VCPU") -> None:
+        """The NMI handler: nothing claims it, so Linux's
+        unknown_nmi_error() reports it and carries on."""
+        self.kernel_log(v, f"Uhhuh. NMI received for unknown reason 00 on CPU {v.vcpu_id}.")
+        self.kernel_log(v, "Dazed and confused, but trying to continue")
+
     def handle_port(self, v: "VCPU", port: int) -> None:
         listener = self.listeners.get(port)
         if listener is not None:
@@ -924,6 +1072,10 @@ class PVKernel:
             self.vcpus[v.vcpu_id].ticks += 1
             if v.vcpu_id == 0 and self.driver_timers:
                 self.run_driver_timers(v)
+        elif kind == "ipi":
+            st = self.vcpus[v.vcpu_id]
+            if st.offline and st.queue[:1] != [("play_dead",)]:
+                self._stop_this_cpu(v)
         elif kind == "console":
             self.console_event(v)
         elif kind == "xenbus":

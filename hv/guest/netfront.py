@@ -16,6 +16,12 @@ the frame that comes in is put at that page in the kernel's P2M.
 
 Frames to send come from the IP stack; each goes out in a page granted
 read-only, and the grant ends with its response.
+
+After a restore (netfront_resume) the rings, their grants and the channel,
+which went with the old domain, are let go of, and the device connects to
+the new backend as it did at first; frames that were in flight are lost,
+as on a cable pulled out and plugged in again, and the IP stack (its
+address, ARP cache, sockets) goes on as it was.
 """
 
 from __future__ import annotations
@@ -134,10 +140,18 @@ class Netfront(XenbusDevice):
                                  f"rx by {'flip' if self.flip else 'copy'}")
 
     def close(self, v: "VCPU") -> None:
-        k = self.k
         if self.port:
-            k.close_port(v, self.port)
+            self.k.close_port(v, self.port)
             self.port = 0
+        self._release(v)
+
+    def resume_driver(self, v: "VCPU") -> None:
+        self.port = 0
+        self.failed = ""
+        self._release(v)
+
+    def _release(self, v: "VCPU") -> None:
+        k = self.k
         granted = {pfn: ref for pfn, ref in self.tx_inflight.values()}
         if self.tx_ref >= 0:
             granted[self.tx_pfn] = self.tx_ref

@@ -14,6 +14,12 @@ A frontend that gives up sets CANCEL: the backend acknowledges with IDLE if
 it had not begun, or answers FINISH anyway. The frontend only ever writes
 SUBMIT or CANCEL, the backend only IDLE or FINISH.
 
+After a restore the device is removed and probed again, as
+tpmfront_resume() does: the command that was on the page is lost ("a
+suspend/resume/migrate will interrupt a vTPM anyway"), and the new
+backend's TPM, its state kept on disk, answers TPM_Startup as one already
+started.
+
 One command is on the page at a time; others wait their turn in order. The
 first is the kernel's own TPM_Startup(ST_CLEAR), sent once at connect, as
 the TPM driver does when it finds a TPM that has not been started.
@@ -135,16 +141,26 @@ class Tpmfront(XenbusDevice):
         self.submit(v, self.startup)
 
     def close(self, v: "VCPU") -> None:
-        k = self.k
         if self.port:
-            k.close_port(v, self.port)
+            self.k.close_port(v, self.port)
             self.port = 0
+        self._release(v, "device closed")
+
+    def resume_driver(self, v: "VCPU") -> None:
+        self.port = 0
+        self.failed = ""
+        self._release(v, "interrupted by a suspend")
+
+    def reconnect(self, v: "VCPU") -> None:
+        self.probe(v)
+
+    def _release(self, v: "VCPU", why: str) -> None:
         if self.ring_ref >= 0:
             # The page goes back once the backend has let go of it.
-            k.end_access(v, self.ring_ref, self.page_pfn)
+            self.k.end_access(v, self.ring_ref, self.page_pfn)
         self.ring_ref, self.page_pfn = -1, 0
         for cmd in ([self.current] if self.current else []) + self.queue:
-            cmd.error = cmd.error or "device closed"
+            cmd.error = cmd.error or why
         self.current, self.queue = None, []
 
     # ------------------------------------------------------------ commands

@@ -197,6 +197,40 @@ class XenbusDevice:
             self.close(v)
             self.switch_state(v, XenbusStateClosed)
 
+    # A frontend's side of a restore (Linux's xenbus_dev_resume()).
+    def resume(self, v: "VCPU") -> None:
+        """The domain goes on in a new domain: its backend, channel and
+        grants went with the old one. The driver lets go of what it held
+        there (resume_driver), the device starts again from Initialising,
+        and it looks up its backend afresh: the toolstack made a new one,
+        under the new domain's id."""
+        k = self.k
+        k.xenbus.forget_watch(otherend_token(self.nodename))
+        self.resume_driver(v)
+        self.state = XenbusStateInitialising
+        self.otherend_state = XenbusStateUnknown
+        Gather.read(k, v, {"path": f"{self.nodename}/backend", "id": f"{self.nodename}/backend-id"},
+                    self._reattach)
+
+    def _reattach(self, v: "VCPU", values: dict) -> None:
+        otherend, otherend_id = values["path"], as_int(values["id"])
+        if self.removed or otherend is None or otherend_id is None:
+            return          # its directory went: the bus's own look removes it
+        self.otherend = otherend.decode(errors="replace")
+        self.otherend_id = otherend_id
+        self.log(v, "resume", f"other end d{otherend_id} {self.otherend}")
+        self.reconnect(v)
+        xs_watch(self.k, v, f"{self.otherend}/state", otherend_token(self.nodename),
+                 self.on_otherend_event)
+
+    def resume_driver(self, v: "VCPU") -> None:
+        """Forget the ring, channel and grants of the old domain (the
+        channel is not closed: its number may be someone else's now)."""
+
+    def reconnect(self, v: "VCPU") -> None:
+        """The backend is known again; a driver that does not wait for it
+        to be ready starts its side here."""
+
     # What each driver decides.
     def probe(self, v: "VCPU") -> None:
         pass
@@ -308,8 +342,15 @@ class XenbusBus:
         self.devices[node] = dev
         dev.log(v, "probe", f"other end d{otherend_id} {dev.otherend}")
         dev.probe(v)
-        xs_watch(self.k, v, f"{dev.otherend}/state", f"otherend:{node}".encode(),
-                 dev.on_otherend_event)
+        xs_watch(self.k, v, f"{dev.otherend}/state", otherend_token(node), dev.on_otherend_event)
+
+    def resume(self, v: "VCPU") -> None:
+        """After a restore every device resumes, and the directory is
+        listed again once its watch, registered with the new store, fires:
+        the new domain's devices need not be the old one's."""
+        self.enumerated = False
+        for dev in list(self.devices.values()):
+            dev.resume(v)
 
     def _check(self, v: "VCPU", node: str) -> None:
         other = "backend" if self.frontend else "frontend"
@@ -323,8 +364,13 @@ class XenbusBus:
             return
         dev.log(v, "remove")
         dev.removed = True
-        xs_unwatch(self.k, v, f"{dev.otherend}/state", f"otherend:{node}".encode())
+        xs_unwatch(self.k, v, f"{dev.otherend}/state", otherend_token(node))
         dev.remove(v)
+
+
+def otherend_token(node: str) -> bytes:
+    """The token of a device's watch on the other end's state."""
+    return f"otherend:{node}".encode()
 
 
 def _names(listing: bytes) -> list[str]:

@@ -16,6 +16,7 @@ XEN_DOMCTL_getdomaininfo = 5
 XEN_DOMCTL_setvcpuaffinity = 9
 XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_setvcpucontext = 12
+XEN_DOMCTL_getvcpucontext = 13
 XEN_DOMCTL_getvcpuinfo = 14
 XEN_DOMCTL_max_vcpus = 15
 XEN_DOMCTL_scheduler_op = 16
@@ -25,6 +26,13 @@ XEN_DOMCTL_settimeoffset = 24
 XEN_DOMCTL_set_virq_handler = 66
 XEN_DOMCTL_getvcpuaffinity = 25
 XEN_DOMCTL_resumedomain = 27
+XEN_DOMCTL_sendtrigger = 28
+
+XEN_DOMCTL_SENDTRIGGER_NMI = 0
+XEN_DOMCTL_SENDTRIGGER_RESET = 1
+XEN_DOMCTL_SENDTRIGGER_INIT = 2
+XEN_DOMCTL_SENDTRIGGER_POWER = 3
+XEN_DOMCTL_SENDTRIGGER_SLEEP = 4
 
 XEN_DOMCTL_CDF_hvm = 1 << 0
 XEN_DOMCTL_CDF_hap = 1 << 1
@@ -204,6 +212,12 @@ class XenDomctlSetVirqHandler:
 
 
 @xenstruct
+class XenDomctlSendtrigger:
+    trigger: uint32_t
+    vcpu: uint32_t
+
+
+@xenstruct
 class XenDomctlIrqPermission:
     pirq: uint32_t
     allow_access: uint8_t
@@ -222,7 +236,7 @@ class XenDomctl:
         XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlVcpuaffinity,
         XenDomctlMaxMem, XenDomctlVcpucontext, XenDomctlGetvcpuinfo, XenDomctlMaxVcpus,
         XenDomctlSchedulerOp, XenDomctlSetdomainhandle, XenDomctlIrqPermission,
-        XenDomctlSettimeoffset, XenDomctlSetVirqHandler,
+        XenDomctlSettimeoffset, XenDomctlSetVirqHandler, XenDomctlSendtrigger,
         uint64_t, char[128],
     )
 
@@ -243,6 +257,7 @@ DOMCTL_PAYLOAD = {
     XEN_DOMCTL_getdomaininfo: XenDomctlGetdomaininfo,
     XEN_DOMCTL_max_mem: XenDomctlMaxMem,
     XEN_DOMCTL_setvcpucontext: XenDomctlVcpucontext,
+    XEN_DOMCTL_getvcpucontext: XenDomctlVcpucontext,
     XEN_DOMCTL_setvcpuaffinity: XenDomctlVcpuaffinity,
     XEN_DOMCTL_getvcpuaffinity: XenDomctlVcpuaffinity,
     XEN_DOMCTL_getvcpuinfo: XenDomctlGetvcpuinfo,
@@ -252,4 +267,5 @@ DOMCTL_PAYLOAD = {
     XEN_DOMCTL_irq_permission: XenDomctlIrqPermission,
     XEN_DOMCTL_settimeoffset: XenDomctlSettimeoffset,
     XEN_DOMCTL_set_virq_handler: XenDomctlSetVirqHandler,
+    XEN_DOMCTL_sendtrigger: XenDomctlSendtrigger,
 }

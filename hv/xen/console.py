@@ -109,13 +109,32 @@ class Console:
 
     # ------------------------------------------------------------ the ring
     def read_ring(self, clear: bool = False) -> bytes:
-        """What `xl dmesg` shows: the ring since it was last cleared."""
-        held = len(self._ring)
-        start = max(self.conring_cons, self.conring_prod - held)
-        data = bytes(self._ring[held - (self.conring_prod - start):])
+        """Everything in the ring since it was last cleared."""
+        out, index = bytearray(), self.conring_cons & 0xFFFFFFFF
+        while True:
+            data, index = self.read_console_ring(max(1, len(self._ring)), incremental=True,
+                                                 index=index, clear=clear)
+            if not data:
+                return bytes(out)
+            out += data
+
+    def read_console_ring(self, count: int, incremental: bool = False, index: int = 0,
+                          clear: bool = False) -> tuple[bytes, int]:
+        """XEN_SYSCTL_readconsole: up to ``count`` bytes from where the
+        ring was last cleared, or from ``index`` when that is still in it;
+        the bytes and the index after them (indices are free-running u32)."""
+        p = self.conring_prod & 0xFFFFFFFF
+        c = max(self.conring_cons, self.conring_prod - len(self._ring)) & 0xFFFFFFFF
+        if incremental and (c < index <= p if c <= p else (c < index or index <= p)):
+            c = index
+        held = (p - c) & 0xFFFFFFFF
+        take = min(held, count)
+        start = len(self._ring) - held
+        data = bytes(self._ring[start:start + take])
+        c = (c + take) & 0xFFFFFFFF
         if clear:
-            self.conring_cons = self.conring_prod
-        return data
+            self.conring_cons = self.conring_prod - ((p - c) & 0xFFFFFFFF)
+        return data, c
 
     # ------------------------------------------------------------ input
     def feed_input(self, data: bytes) -> None:

@@ -53,7 +53,7 @@ class VCPU:
         "poll_timer", "affinity_overridden", "gdt_frames", "gdt_ents",
         "is_idle", "sched_priv", "hard_affinity", "soft_affinity", "saved_hard_affinity",
         "sched_entry_time",
-        "callbacks",
+        "callbacks", "nmi_pending", "nmi_masked",
     )
 
     def __init__(self, domain: "Domain", vcpu_id: int, now: int):
@@ -84,6 +84,10 @@ class VCPU:
         # Where the guest kernel takes events, failures, system calls
         # (CALLBACKTYPE_* -> address), from callback_op or its context.
         self.callbacks: dict[int, int] = {}
+        # An NMI waiting for the guest (XEN_DOMCTL_sendtrigger), and whether
+        # the guest is inside its NMI handler (until its iret).
+        self.nmi_pending = False
+        self.nmi_masked = False
         # Scheduling: set by the scheduler when the vCPU joins it.
         self.is_idle = False
         self.sched_priv = None

@@ -14,16 +14,20 @@ from hv.public.domctl import (
     XEN_DOMCTL_getdomaininfo, XEN_DOMCTL_getvcpuinfo, XEN_DOMCTL_irq_permission,
     XEN_DOMCTL_max_mem, XEN_DOMCTL_max_vcpus, XEN_DOMCTL_pausedomain,
     XEN_DOMCTL_getvcpuaffinity, XEN_DOMCTL_resumedomain, XEN_DOMCTL_scheduler_op,
+    XEN_DOMCTL_sendtrigger, XEN_DOMCTL_SENDTRIGGER_NMI, XEN_DOMCTL_SENDTRIGGER_POWER,
+    XEN_DOMCTL_SENDTRIGGER_SLEEP,
     XEN_DOMCTL_setdomainhandle, XEN_DOMCTL_set_virq_handler, XEN_DOMCTL_setvcpuaffinity,
-    XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset, XEN_VCPUAFFINITY_HARD,
+    XEN_DOMCTL_getvcpucontext, XEN_DOMCTL_setvcpucontext, XEN_DOMCTL_settimeoffset,
+    XEN_VCPUAFFINITY_HARD,
     XEN_VCPUAFFINITY_SOFT,
     XEN_DOMCTL_unpausedomain, XEN_DOMINF_blocked, XEN_DOMINF_dying, XEN_DOMINF_paused,
     XEN_DOMINF_running, XEN_DOMINF_shutdown, XEN_DOMINF_shutdownshift,
     XEN_DOMINF_xs_domain, XEN_INVALID_MAX_VCPU_ID, XenDomctl, XenDomctlCreatedomain,
     XenDomctlGetdomaininfo, XenDomctlGetvcpuinfo, XenctlBitmap,
 )
-from hv.public.errno import EACCES, EFAULT, EINVAL, ENOSYS, ESRCH
+from hv.public.errno import EACCES, EFAULT, EINVAL, ENODATA, ENOSYS, ESRCH
 from hv.public.vcpu import RUNSTATE_running
+from hv.public.callback import CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CALLBACKTYPE_syscall
 from hv.public.xen import DOMID_FIRST_RESERVED, PAGE_SHIFT, VGCF_online, VcpuGuestContext
 from hv.xen.domain import DOMDYING_dead, VPF_blocked, VPF_down
 from hv.xen.dispatch import copy_from_guest
@@ -73,11 +77,13 @@ class Domctl:
             XEN_DOMCTL_resumedomain: self.resumedomain,
             XEN_DOMCTL_max_mem: self.max_mem,
             XEN_DOMCTL_setvcpucontext: self.setvcpucontext,
+            XEN_DOMCTL_getvcpucontext: self.getvcpucontext,
             XEN_DOMCTL_max_vcpus: self.max_vcpus,
             XEN_DOMCTL_getvcpuinfo: self.getvcpuinfo,
             XEN_DOMCTL_scheduler_op: self.scheduler_op,
             XEN_DOMCTL_setdomainhandle: self.setdomainhandle,
             XEN_DOMCTL_irq_permission: self.irq_permission,
+            XEN_DOMCTL_sendtrigger: self.sendtrigger,
             XEN_DOMCTL_settimeoffset: self.settimeoffset,
             XEN_DOMCTL_set_virq_handler: self.set_virq_handler,
             XEN_DOMCTL_setvcpuaffinity: self.setvcpuaffinity,
@@ -221,6 +227,25 @@ class Domctl:
             self.xen.sched.vcpu_down(vc)
         return 0, u
 
+    def getvcpucontext(self, v, d, u):
+        """A vCPU's context as arch_get_info_guest() gives it: its registers
+        as it last left them where Xen keeps them (as it was started, or
+        as they were at its suspend hypercall), the callbacks it has
+        registered, and VGCF_online while it is up. A vCPU never started
+        has none (ENODATA)."""
+        vc = d.vcpu(u.vcpu)
+        if vc is None or vc is v:
+            raise XenError(EINVAL)
+        if not vc.is_initialised or vc.context is None:
+            raise XenError(ENODATA)
+        ctxt = vc.context
+        online = ctxt.flags | VGCF_online if not vc.pause_flags & VPF_down else ctxt.flags & ~VGCF_online
+        return 0, u.replace(ctxt=ctxt.replace(
+            flags=online,
+            event_callback_eip=vc.callbacks.get(CALLBACKTYPE_event, 0),
+            failsafe_callback_eip=vc.callbacks.get(CALLBACKTYPE_failsafe, 0),
+            syscall_callback_eip=vc.callbacks.get(CALLBACKTYPE_syscall, 0)))
+
     def max_vcpus(self, v, d, u):
         """Create the vCPUs: the number was fixed at creation and must be
         given again."""
@@ -294,6 +319,22 @@ class Domctl:
         hardware domain: how a xenstore domain learns of domain deaths."""
         self.xen.evtchn.set_global_virq_handler(d, u.virq)
         return 0, u
+
+    def sendtrigger(self, v, d, u):
+        """An NMI for one of the domain's vCPUs; the ACPI buttons are for
+        HVM guests (-EINVAL for PV ones), and RESET and INIT are not
+        triggers x86 Xen sends (-ENOSYS)."""
+        if u.vcpu >= len(d.vcpus):
+            raise XenError(ESRCH)
+        target = d.vcpus[u.vcpu]
+        if u.trigger == XEN_DOMCTL_SENDTRIGGER_NMI:
+            if not target.nmi_pending:
+                target.nmi_pending = True
+                self.xen.sched.vcpu_kick(target)
+            return 0, u
+        if u.trigger in (XEN_DOMCTL_SENDTRIGGER_POWER, XEN_DOMCTL_SENDTRIGGER_SLEEP):
+            raise XenError(EINVAL)
+        raise XenError(ENOSYS)
 
     def irq_permission(self, v, d, u):
         """Grant or revoke a physical interrupt: what makes a driver domain."""

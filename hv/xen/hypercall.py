@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from hv.public.errno import EFAULT, EINVAL, ENOSYS
 from hv.public.xen import (
-    HYPERCALL_NAMES, HYPERVISOR_callback_op, HYPERVISOR_console_io, HYPERVISOR_domctl,
+    HYPERCALL_NAMES, HYPERVISOR_callback_op, HYPERVISOR_console_io, HYPERVISOR_domctl, HYPERVISOR_sysctl,
     HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op, HYPERVISOR_memory_op,
     HYPERVISOR_mmu_update, HYPERVISOR_mmuext_op, HYPERVISOR_multicall, HYPERVISOR_platform_op,
     HYPERVISOR_sched_op, HYPERVISOR_set_gdt, HYPERVISOR_set_timer_op, HYPERVISOR_vcpu_op,
     HYPERVISOR_xen_version, MulticallEntry,
 )
-from hv.public import domctl as _domctl, event_channel as _evtchn, grant_table as _gnttab
+from hv.public import domctl as _domctl, sysctl as _sysctl, event_channel as _evtchn, grant_table as _gnttab
 from hv.public import callback as _callback
 from hv.public import memory as _memory, sched as _sched, vcpu as _vcpu, version as _version
 from hv.public import xen as _xen
@@ -52,6 +52,7 @@ _SUBOPS = {
     HYPERVISOR_callback_op: _names(_callback, "CALLBACKOP_"),
 }
 _DOMCTLS = _names(_domctl, "XEN_DOMCTL_")
+_SYSCTLS = _names(_sysctl, "XEN_SYSCTL_")
 
 
 _NAME_CACHE: dict[tuple, str] = {}
@@ -61,7 +62,7 @@ def call_name(nr: int, args: tuple) -> str:
     """How the trace names a call: the hypercall and, where it has one, its
     sub-op."""
     cmd = args[0] if args else None
-    if nr == HYPERVISOR_domctl:
+    if nr in (HYPERVISOR_domctl, HYPERVISOR_sysctl):
         cmd = getattr(cmd, "cmd", None)
     key = (nr, cmd if isinstance(cmd, int) else None)
     name = _NAME_CACHE.get(key)
@@ -70,6 +71,8 @@ def call_name(nr: int, args: tuple) -> str:
         sub = key[1]
         if sub is not None and nr == HYPERVISOR_domctl:
             name = f"{name}:{_DOMCTLS.get(sub, sub)}"
+        elif sub is not None and nr == HYPERVISOR_sysctl:
+            name = f"{name}:{_SYSCTLS.get(sub, sub)}"
         elif sub is not None and nr in _SUBOPS:
             sub = sub & MEMOP_CMD_MASK if nr == HYPERVISOR_memory_op else sub
             name = f"{name}:{_SUBOPS[nr].get(sub, sub)}"
@@ -102,9 +105,10 @@ class HypercallTable:
             HYPERVISOR_grant_table_op: (xen.gnttab.do_grant_table_op, (2, 2)),
             HYPERVISOR_vcpu_op: (xen.vcpu_ops.do_vcpu_op, (2, 3)),
             HYPERVISOR_mmuext_op: (xen.mmu.do_mmuext_op, (1, 2)),
-            HYPERVISOR_sched_op: (xen.sched_ops.do_sched_op, (1, 2)),
+            HYPERVISOR_sched_op: (xen.sched_ops.do_sched_op, (1, 3)),
             HYPERVISOR_event_channel_op: (xen.evtchn.do_event_channel_op, (2, 2)),
             HYPERVISOR_domctl: (self.do_domctl, (1, 1)),
+            HYPERVISOR_sysctl: (xen.sysctl.do_sysctl, (1, 1)),
         }
         self.table: dict[int, Hypercall] = {
             nr: Hypercall(HYPERCALL_NAMES[nr], fn, *nargs) for nr, (fn, nargs) in entries.items()

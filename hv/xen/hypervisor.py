@@ -11,6 +11,7 @@ from hv.xen.console import Console
 from hv.xen.descriptor_tables import DescriptorTables, validate_segdesc_page
 from hv.xen.domain import DomainList
 from hv.xen.domctl import Domctl
+from hv.xen.sysctl import Sysctl
 from hv.xen.event_channel import EventChannels
 from hv.xen.grant_table import GrantTables
 from hv.xen.hypercall import HypercallTable
@@ -79,6 +80,7 @@ class Xen:
         self.vcpu_ops = VcpuOps(self)
         self.version = Version(self, cmdline)
         self.domctl = Domctl(self)
+        self.sysctl = Sysctl(self)
         self.hypercalls = HypercallTable(self)
         # The door guests use: hypercall(vcpu, number, *args) -> (rc, out).
         self.hypercall = self.hypercalls.call

@@ -55,8 +55,26 @@ class SchedOps:
             if timer is not None:
                 timer.cancel()
 
-    def do_sched_op(self, v: "VCPU", cmd: int, arg=None):
-        return self._sched_ops.lookup(cmd, arg)(v, arg), arg
+    def do_sched_op(self, v: "VCPU", cmd: int, arg=None, third=0):
+        rc = self._sched_ops.lookup(cmd, arg)(v, arg)
+        if cmd == SCHEDOP_shutdown:
+            self._keep_registers(v, rc, third)
+        return rc, arg
+
+    @staticmethod
+    def _keep_registers(v: "VCPU", rc: int, third) -> None:
+        """Xen ignores a shutdown's third argument, but it stays in the
+        vCPU's rdx, with the result in rax, where the toolstack reads them
+        (XEN_DOMCTL_getvcpucontext): a PV kernel suspending puts its
+        start_info's frame there for the toolstack to find, and a
+        toolstack cancelling the suspend writes 1 over the 0 in rax
+        (libxc's modify_returncode) for the kernel to find when it runs
+        again. The model keeps no other registers."""
+        if v.context is None or not isinstance(third, int):
+            return
+        regs = v.context.user_regs.replace(rax=rc & 0xFFFFFFFFFFFFFFFF,
+                                           rdx=third & 0xFFFFFFFFFFFFFFFF)
+        v.context = v.context.replace(user_regs=regs)
 
     def sched_yield(self, v: "VCPU", arg) -> int:
         self.xen.sched.vcpu_yield(v)

@@ -10,9 +10,10 @@ import os
 import selectors
 import socket
 import threading
+from typing import Callable
 
 from hv.xenstore.connection import Connection
-from hv.xenstore.protocol import Parser, ProtocolError
+from hv.xenstore.protocol import Message, Parser, ProtocolError
 
 RECV_SIZE = 65536
 
@@ -42,6 +43,11 @@ class XenstoreServer:
         self._thread: threading.Thread | None = None
         self._stop = False
         self.faults: list[str] = []
+        # Told of every request a client made and its answer, before the
+        # answer goes out (a host service journals what changed the store).
+        self.on_request: Callable[[int, Message, tuple[int, bytes]], None] | None = None
+        self._client_ids: dict[Connection, int] = {}
+        self._next_client_id = 0
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "XenstoreServer":
@@ -143,6 +149,8 @@ class XenstoreServer:
             conn = self.xenstored.connect("socket", on_output=self._on_output)
             client = _Client(sock, conn)
             self._clients[conn] = client
+            self._next_client_id += 1
+            self._client_ids[conn] = self._next_client_id
         self._sel.register(sock, selectors.EVENT_READ, client)
 
     def _read(self, client: _Client) -> None:
@@ -164,7 +172,9 @@ class XenstoreServer:
             conn = client.conn
             process = self.xenstored.process
             for msg in messages:
-                process(conn, msg)
+                answer = process(conn, msg)
+                if self.on_request is not None:
+                    self.on_request(self._client_ids[conn], msg, answer)
                 if conn.closed:
                     return
             self._dirty.discard(conn)
@@ -187,6 +197,7 @@ class XenstoreServer:
 
     def _drop(self, client: _Client) -> None:
         self._clients.pop(client.conn, None)
+        self._client_ids.pop(client.conn, None)
         self.xenstored.disconnect(client.conn)
         try:
             self._sel.unregister(client.sock)

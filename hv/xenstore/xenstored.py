@@ -96,8 +96,9 @@ class Xenstored:
             conn.domain.nboutstanding = 0
 
     # ------------------------------------------------------------ messages
-    def process(self, conn: Connection, msg: Message) -> None:
-        """process_message(): run one request and queue its answer."""
+    def process(self, conn: Connection, msg: Message) -> tuple[int, bytes]:
+        """process_message(): run one request and queue its answer; the
+        answer's type and payload are returned too."""
         self.requests += 1
         if conn.domain is not None:
             conn.domain.nboutstanding += 1
@@ -128,6 +129,7 @@ class Xenstored:
             # A new watch fires once at once, after its reply: clients
             # rely on it to read the state they now watch.
             self.send_event(conn, *first_event[0])
+        return reply_type, payload
 
     def send_reply(self, conn: Connection, msg: Message, type_: int, payload: bytes) -> None:
         for observe in self.observers:

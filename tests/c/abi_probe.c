@@ -50,6 +50,7 @@
 #include <xen/version.h>
 #include <xen/features.h>
 #include <xen/domctl.h>
+#include <xen/sysctl.h>
 #include <xen/platform.h>
 #include <xen/callback.h>
 #include <xen/io/console.h>
@@ -112,10 +113,17 @@ static unsigned long lines;
     struct xen_domctl_irq_permission: "xen_domctl_irq_permission",        \
     struct xen_domctl_settimeoffset: "xen_domctl_settimeoffset",          \
     struct xen_domctl_set_virq_handler: "xen_domctl_set_virq_handler",    \
+    struct xen_domctl_sendtrigger: "xen_domctl_sendtrigger",              \
     struct xenpf_settime64: "xenpf_settime64",                            \
     struct xen_domctl_sched_credit: "xen_domctl_sched_credit",            \
     struct xen_domctl_sched_credit2: "xen_domctl_sched_credit2",          \
     struct xen_domctl_sched_rtds: "xen_domctl_sched_rtds",                \
+    struct xen_sysctl_readconsole: "xen_sysctl_readconsole",              \
+    struct xen_sysctl_physinfo: "xen_sysctl_physinfo",                    \
+    struct xen_sysctl_sched_id: "xen_sysctl_sched_id",                    \
+    struct xen_sysctl_debug_keys: "xen_sysctl_debug_keys",                \
+    XEN_GUEST_HANDLE(char): "handle(char)",                               \
+    XEN_GUEST_HANDLE(const_char): "handle(const_char)",                   \
     XEN_GUEST_HANDLE(xen_pfn_t): "handle(xen_pfn_t)",                     \
     XEN_GUEST_HANDLE(evtchn_port_t): "handle(evtchn_port_t)",             \
     XEN_GUEST_HANDLE(uint8): "handle(uint8)",                             \
@@ -990,7 +998,18 @@ static void domctl_h(void)
     MEMBER(xen_domctl, u.irq_permission);
     MEMBER(xen_domctl, u.settimeoffset);
     MEMBER(xen_domctl, u.set_virq_handler);
+    MEMBER(xen_domctl, u.sendtrigger);
     MEMBER(xen_domctl, u.pad);
+
+    STRUCT(xen_domctl_sendtrigger);
+    MEMBER(xen_domctl_sendtrigger, trigger);
+    MEMBER(xen_domctl_sendtrigger, vcpu);
+    CONST(XEN_DOMCTL_sendtrigger);
+    CONST(XEN_DOMCTL_SENDTRIGGER_NMI);
+    CONST(XEN_DOMCTL_SENDTRIGGER_RESET);
+    CONST(XEN_DOMCTL_SENDTRIGGER_INIT);
+    CONST(XEN_DOMCTL_SENDTRIGGER_POWER);
+    CONST(XEN_DOMCTL_SENDTRIGGER_SLEEP);
 
     CONST(XEN_DOMCTL_INTERFACE_VERSION);
 
@@ -1002,6 +1021,7 @@ static void domctl_h(void)
     CONST(XEN_DOMCTL_setvcpuaffinity);
     CONST(XEN_DOMCTL_max_mem);
     CONST(XEN_DOMCTL_setvcpucontext);
+    CONST(XEN_DOMCTL_getvcpucontext);
     CONST(XEN_DOMCTL_getvcpuinfo);
     CONST(XEN_DOMCTL_max_vcpus);
     CONST(XEN_DOMCTL_scheduler_op);
@@ -1050,6 +1070,69 @@ static void domctl_h(void)
     CONST(XEN_VCPUAFFINITY_HARD);
     CONST(XEN_VCPUAFFINITY_SOFT);
     CONST(XEN_VCPUAFFINITY_FORCE);
+}
+
+static void sysctl_h(void)
+{
+    STRUCT(xen_sysctl_readconsole);
+    MEMBER(xen_sysctl_readconsole, clear);
+    MEMBER(xen_sysctl_readconsole, incremental);
+    MEMBER(xen_sysctl_readconsole, pad0);
+    MEMBER(xen_sysctl_readconsole, pad1);
+    MEMBER(xen_sysctl_readconsole, index);
+    MEMBER(xen_sysctl_readconsole, buffer);
+    MEMBER(xen_sysctl_readconsole, count);
+
+    STRUCT(xen_sysctl_physinfo);
+    MEMBER(xen_sysctl_physinfo, threads_per_core);
+    MEMBER(xen_sysctl_physinfo, cores_per_socket);
+    MEMBER(xen_sysctl_physinfo, nr_cpus);
+    MEMBER(xen_sysctl_physinfo, max_cpu_id);
+    MEMBER(xen_sysctl_physinfo, nr_nodes);
+    MEMBER(xen_sysctl_physinfo, max_node_id);
+    MEMBER(xen_sysctl_physinfo, cpu_khz);
+    MEMBER(xen_sysctl_physinfo, capabilities);
+    MEMBER(xen_sysctl_physinfo, arch_capabilities);
+    MEMBER(xen_sysctl_physinfo, pad);
+    MEMBER(xen_sysctl_physinfo, total_pages);
+    MEMBER(xen_sysctl_physinfo, free_pages);
+    MEMBER(xen_sysctl_physinfo, scrub_pages);
+    MEMBER(xen_sysctl_physinfo, outstanding_pages);
+    MEMBER(xen_sysctl_physinfo, max_mfn);
+    MEMBER(xen_sysctl_physinfo, hw_cap);
+
+    STRUCT(xen_sysctl_sched_id);
+    MEMBER(xen_sysctl_sched_id, sched_id);
+
+    STRUCT(xen_sysctl_debug_keys);
+    MEMBER(xen_sysctl_debug_keys, keys);
+    MEMBER(xen_sysctl_debug_keys, nr_keys);
+
+    STRUCT(xen_sysctl);
+    MEMBER(xen_sysctl, cmd);
+    MEMBER(xen_sysctl, interface_version);
+    MEMBER(xen_sysctl, u);
+    MEMBER(xen_sysctl, u.readconsole);
+    MEMBER(xen_sysctl, u.physinfo);
+    MEMBER(xen_sysctl, u.sched_id);
+    MEMBER(xen_sysctl, u.debug_keys);
+    MEMBER(xen_sysctl, u.pad);
+
+    CONST(XEN_SYSCTL_INTERFACE_VERSION);
+    CONST(XEN_SYSCTL_readconsole);
+    CONST(XEN_SYSCTL_physinfo);
+    CONST(XEN_SYSCTL_sched_id);
+    CONST(XEN_SYSCTL_debug_keys);
+    CONST(XEN_SYSCTL_PHYSCAP_hvm);
+    CONST(XEN_SYSCTL_PHYSCAP_pv);
+    CONST(XEN_SYSCTL_PHYSCAP_directio);
+    CONST(XEN_SYSCTL_PHYSCAP_hap);
+    CONST(XEN_SYSCTL_PHYSCAP_shadow);
+    CONST(XEN_SYSCTL_PHYSCAP_iommu_hap_pt_share);
+    CONST(XEN_SYSCTL_PHYSCAP_vmtrace);
+    CONST(XEN_SYSCTL_PHYSCAP_vpmu);
+    CONST(XEN_SYSCTL_PHYSCAP_gnttab_v1);
+    CONST(XEN_SYSCTL_PHYSCAP_gnttab_v2);
 }
 
 static void platform_h(void)
@@ -1349,6 +1432,7 @@ int main(void)
     vcpu_h();
     version_h();
     domctl_h();
+    sysctl_h();
     platform_h();
     callback_h();
     io_console_h();

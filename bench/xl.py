@@ -49,6 +49,20 @@ PYTHON_PASS = [sys.executable, "-c", "pass"]
 SMALL_DOMAIN = 'memory = 1\nworkload = [ "idle" ]\n'
 
 
+# `xl list` a step at a time, each with the steps before it.
+STEPS = (
+    ("step: import typer", "import typer"),
+    ("step: import xl.cli (typer, the client, the command table)", "import xl.cli"),
+    ("... and typer builds the commands (get_command)",
+     "import xl.cli, typer.main; typer.main.get_command(xl.cli.app)"),
+    ("... and loads its pydantic coercion, as every command does",
+     "import xl.cli, typer.main, typer._adapters; typer.main.get_command(xl.cli.app)"),
+    ("... and builds a first coercion (a TypeAdapter)",
+     "import xl.cli, typer.main, typer._adapters, typer.models; typer.main.get_command(xl.cli.app); "
+     "typer._adapters.try_build_adapter(bool, typer.models.OptionInfo())"),
+)
+
+
 def run(argv: list[str], env: dict) -> float:
     """Wall seconds of one command, which must succeed."""
     start = time.perf_counter()
@@ -128,16 +142,23 @@ class Bench:
         self.rows.append((figure, (median, p95), aim_ms, ratio))
 
     def lists(self, label: str, env: dict | None = None, aim_ms: float | None = None,
-              runs: int | None = None) -> None:
+              steps: bool = False) -> None:
+        """`xl list` and `python -c pass` in turns; with ``steps``, also the
+        steps of `xl list` one process each, each with the steps before it,
+        to show where its time goes."""
         commands = {"pass": PYTHON_PASS, "list": [XL, "list"]}
         if env is None:
             commands.update((python, xl_under(python)) for python in self.also)
-        got = alternate(commands, runs or self.runs, env or self.env)
+        if steps:
+            commands.update((step, [sys.executable, "-c", code]) for step, code in STEPS)
+        got = alternate(commands, self.runs, env or self.env)
         self.row(f"python -c pass ({label})", got["pass"])
         self.row(f"xl list, {label}", got["list"], aim_ms, got["pass"])
         for python in self.also if env is None else ():
             self.row(f"  the same under typer {typer_version(python)} ({python})", got[python],
                      aim_ms, got["pass"])
+        for step, _ in STEPS if steps else ():
+            self.row(f"  {step}", got[step], None, got["pass"])
 
     def main(self, domains: int) -> None:
         started = time.perf_counter()
@@ -153,7 +174,7 @@ class Bench:
 
         creates = [self.xl("create", self.config_file(f"small{i}")) for i in range(1, 11)]
         self.row("xl create, small domain (up to 10 domains)", creates)
-        self.lists("10 domains", aim_ms=80)
+        self.lists("10 domains", aim_ms=80, steps=True)
         got = alternate({"pass": PYTHON_PASS, "help": [XL, "--help"],
                          "plain": ([XL, "--help"], {"TYPER_USE_RICH": "0"})}, self.runs, self.env)
         self.row("xl --help", got["help"], None, got["pass"])

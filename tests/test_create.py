@@ -244,9 +244,10 @@ def test_step_trace_and_xenstore_commands(home, tmp_path):  # noqa: F811
     xl(home, "clock", "run", "5ms", check=True)             # paused: it has not run
     steps = [line for line in xl(home, "step", "stepper", "-n", "3", check=True).stdout.splitlines()
              if " guest " in line]
-    # Its kernel booted as it was created (booting takes no time); then its
-    # program, one operation a step: fetch, compute (all at once), fetch.
-    assert [line.split()[4] for line in steps] == ["program", "compute", "program"]
+    # Created paused, it has never run: its kernel's boot, a step at a time.
+    assert [line.split()[4] for line in steps] == ["start_info", "callbacks", "shared_info"]
+    listed = json.loads(xl(home, "list", "stepper", "--json", check=True).stdout)
+    assert listed[0]["state"] == "--p---" and listed[0]["cpu_time_s"] == 0.0
     running = xl(home, "step", "Domain-0")
     assert running.returncode == 1 and running.stderr == "xl: domain 0 is running: pause it to step it\n"
     traced = xl(home, "trace", "stepper", "-n", "5", check=True).stdout.splitlines()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from hv.host import Host
 from hv.xen.hypervisor import MiB
 from xl.cli import render_list
-from xl.toolstack import Toolstack
+from xl.toolstack import Toolstack, ToolstackError
 
 NS = 1_000_000_000
 
@@ -60,3 +62,37 @@ def test_list_long_gives_libxl_shaped_configs_without_dom0():
     assert config["c_info"]["uuid"] == ts.list_domains()[1]["uuid"]
     assert config["b_info"]["max_memkb"] == 48 * 1024 and config["on_crash"] == "restart"
     assert ts.list_long("web") == rows
+
+
+def test_create_paused_never_runs_and_does_not_keep_paused_in_its_config():
+    ts = toolstack()
+    domid = ts.create({"name": "held", "memory": 32, "workload": ["echo hi"], "paused": True})
+    ts.host.run(until=ts.host.now + NS // 10)
+    row = ts.list_domains()[1]
+    assert (row["state"], row["cpu_time_s"]) == ("--p---", 0.0)
+    assert ts.host.xen.trace.since(0) and not [r for r in ts.host.xen.trace.since(0)
+                                               if r.kind == "guest" and r.domid == domid]
+    assert "paused" not in ts.config_of(domid)
+    ts.unpause("held")
+    ts.host.run(until=ts.host.now + NS // 10)
+    assert "hi" in ts.console_output("held")
+
+
+def test_a_create_that_fails_after_the_build_leaves_nothing(monkeypatch):
+    ts = toolstack()
+    free = ts.host.xen.heap.free_pages
+    before = ts.xs.directory("/local/domain")
+    # Built, then refused as its scheduler parameters are set (Xen itself
+    # refuses none of them, so the refusal is made here).
+
+    def refuse(domid, cmd, params):
+        raise ToolstackError(f"scheduler_op on domain {domid}: error -22")
+
+    monkeypatch.setattr(ts, "_sched", refuse)
+    with pytest.raises(ToolstackError, match="scheduler_op"):
+        ts.create({"name": "bad", "memory": 32, "cap": 50})
+    assert [d["name"] for d in ts.list_domains()] == ["Domain-0"]
+    assert ts.xs.directory("/local/domain") == before
+    assert ts.xs.directory("/vm") == []
+    ts.host.run(until=ts.host.now + NS // 10)
+    assert ts.host.xen.heap.free_pages == free

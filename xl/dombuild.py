@@ -206,7 +206,8 @@ def _seed_grants(pc: Privcmd, domid: int, entries: dict[int, tuple[int, int]]) -
 def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
                      memory_kib: int, max_vcpus: int = 1, maxmem_kib: int | None = None,
                      cmdline: str = "", workload: list[str] | None = None,
-                     domid: int = 0, devices=(), vcpus: int | None = None) -> BuiltDomain:
+                     domid: int = 0, devices=(), vcpus: int | None = None,
+                     unpause: bool = True) -> BuiltDomain:
     """Build a domain (``domid`` 0: Xen picks its id), give it its xenstore
     entries, introduce it to xenstored, add its ``devices`` (their domid is
     filled in) and start it (libxl's order: the store must know a domain
@@ -230,7 +231,8 @@ def create_pv_domain(pc: Privcmd, xs, *, name: str, uuid: bytes = bytes(16),
         remove_domain_entries(xs, built.domid, uuid_text(uuid))
         _domctl(pc, XEN_DOMCTL_destroydomain, built.domid, what="destroydomain")
         raise
-    _domctl(pc, XEN_DOMCTL_unpausedomain, built.domid, what="unpausedomain")
+    if unpause:
+        _domctl(pc, XEN_DOMCTL_unpausedomain, built.domid, what="unpausedomain")
     return built
 
 

@@ -116,8 +116,11 @@ class Toolstack:
         self.xs.watch("@releaseDomain", "shutdowns")
 
     def domain_infos(self) -> list:
-        """Every domain, as xc_domain_getinfolist() walks them: each
-        getdomaininfo answers the first domain at or after the id asked."""
+        """Every domain, as libxc's xc_domain_getinfo() walks them: each
+        getdomaininfo answers the first domain at or after the id asked.
+        (libxl_list_domain() asks XEN_SYSCTL_getdomaininfolist for up to
+        1024 at once instead, a sysctl the machine does not have; the
+        answers are the same structures.)"""
         infos = []
         domid = 0
         while domid < DOMID_FIRST_RESERVED:
@@ -169,6 +172,7 @@ class Toolstack:
         if any(d["name"] == name for d in self.list_domains()):
             raise ToolstackError(f"a domain named {name!r} already exists")
         config = with_defaults(config)
+        paused = bool(config.pop("paused", False))
         memory = int(config.get("memory", 128))
         if not config.get("uuid"):
             config = {**config, "uuid": self._new_uuid(name)}
@@ -180,30 +184,35 @@ class Toolstack:
                                      max_vcpus=int(config["maxvcpus"]), vcpus=int(config["vcpus"]),
                                      cmdline=str(config.get("cmdline", "")),
                                      workload=list(config.get("workload", ["idle"])),
-                                     devices=devices)
+                                     devices=devices, unpause=False)
         except (DevSpecError, ValueError) as e:
             raise ToolstackError(str(e)) from None
         except HypercallError as e:
             raise ToolstackError(f"creating {name}: {e}") from None
+        try:
+            self._finish_build(built.domid, config)
+        except Exception:
+            self.destroy(built.domid)        # nothing half-made stays
+            raise
+        if not paused:              # `xl create -p` leaves it as built, never run
+            self._domctl(XEN_DOMCTL_unpausedomain, built.domid, "unpausing the new domain")
+        return built.domid
+
+    def _finish_build(self, domid: int, config: dict) -> None:
+        """What libxl does before a new domain first runs."""
         # Kept where libxl keeps its own, for what happens when it shuts down.
-        self.xs.write(f"/libxl/{built.domid}/xenlab-config", json.dumps(config, sort_keys=True))
+        self.xs.write(f"/libxl/{domid}/xenlab-config", json.dumps(config, sort_keys=True))
         if config.get("driver_domain"):
             # libxl__domain_make: a driver domain runs its own libxl and
             # device models, and gets directories of its own for them.
             for rel in ("libxl", "device-model"):
-                path = f"/local/domain/{built.domid}/{rel}"
+                path = f"/local/domain/{domid}/{rel}"
                 self.xs.mkdir(path)
-                self.xs.set_perms(path, [f"n{built.domid}"])
+                self.xs.set_perms(path, [f"n{domid}"])
         if "cpu_weight" in config or "cap" in config:
-            # libxl sets these while building; no virtual time has passed
-            # since the unpause, so the scheduler has not yet charged it.
-            now = self._sched(built.domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
-            self._sched(built.domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
+            now = self._sched(domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
+            self._sched(domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
                 weight=config.get("cpu_weight", now.weight), cap=config.get("cap", now.cap)))
-        if config.get("paused"):
-            # Before it has run at all: no virtual time passed since the unpause.
-            self._domctl(XEN_DOMCTL_pausedomain, built.domid, "pausing the new domain")
-        return built.domid
 
     def _new_uuid(self, name: str) -> str:
         """libxl_uuid_generate(), made repeatable: the same commands at the

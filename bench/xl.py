@@ -1,7 +1,7 @@
 """The `xl` command's own speed, side by side in one run, against a host
 service with its virtual clock frozen:
 
-    python bench/xl.py [--runs N] [--domains N] [--quick] [--also PYTHON ...]
+    python bench/xl.py [--runs N] [--domains N] [--quick] [--also PYTHON[=CHECKOUT] ...]
 
 Figures (wall milliseconds, median and 95th percentile of N runs; each
 command is a fresh process, as a person at a shell starts it):
@@ -20,7 +20,9 @@ is also taken with the environment exactly as given, which on a machine with
 PYTHONDONTWRITEBYTECODE=1 compiles the project's modules on every run.
 
 --also PYTHON runs this checkout's `xl list` under another interpreter too
-(a virtual environment with, say, another typer), in the same turns.
+(a virtual environment with, say, another typer), in the same turns;
+PYTHON=CHECKOUT runs the `xl list` of another checkout (an older commit,
+say, unpacked with git archive) under it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,11 +66,20 @@ STEPS = (
 )
 
 
-def run(argv: list[str], env: dict) -> float:
-    """Wall seconds of one command, which must succeed."""
+class Timing(float):
+    """Wall seconds of one command; ``cpu``: the CPU seconds its process
+    used, which a busy machine inflates far less than the wall time."""
+    cpu: float
+
+
+def run(argv: list[str], env: dict) -> Timing:
+    """One command, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
+    elapsed = Timing(time.perf_counter() - start)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed.cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.decode().strip()}")
     return elapsed
@@ -108,10 +120,19 @@ def typer_version(python: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def xl_under(python: str) -> list[str]:
-    """`xl list` from this checkout, run by another interpreter."""
+def xl_under(spec: str) -> list[str]:
+    """`xl list` run by another interpreter, from this checkout or another:
+    PYTHON or PYTHON=CHECKOUT."""
+    python, _, root = spec.partition("=")
     return [python, "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from xl.cli import main; main()", ROOT, "list"]
+            "from xl.cli import main; main()", root or ROOT, "list"]
+
+
+def describe(spec: str) -> str:
+    python, _, root = spec.partition("=")
+    if root:
+        return f"from {root} (typer {typer_version(python)})"
+    return f"under typer {typer_version(python)} ({python})"
 
 
 class Bench:
@@ -139,7 +160,9 @@ class Bench:
             floor: list[float] | None = None) -> None:
         median, p95 = summary(samples)
         ratio = median / summary(floor)[0] if floor else None
-        self.rows.append((figure, (median, p95), aim_ms, ratio))
+        cpu = (statistics.median(s.cpu for s in samples) * 1000
+               if all(isinstance(s, Timing) for s in samples) else None)
+        self.rows.append((figure, (median, p95), cpu, aim_ms, ratio))
 
     def lists(self, label: str, env: dict | None = None, aim_ms: float | None = None,
               steps: bool = False) -> None:
@@ -155,8 +178,7 @@ class Bench:
         self.row(f"python -c pass ({label})", got["pass"])
         self.row(f"xl list, {label}", got["list"], aim_ms, got["pass"])
         for python in self.also if env is None else ():
-            self.row(f"  the same under typer {typer_version(python)} ({python})", got[python],
-                     aim_ms, got["pass"])
+            self.row(f"  the same {describe(python)}", got[python], aim_ms, got["pass"])
         for step, _ in STEPS if steps else ():
             self.row(f"  {step}", got[step], None, got["pass"])
 
@@ -219,13 +241,15 @@ class Bench:
 
     def report(self) -> None:
         print(f"xl benchmarks ({platform.machine()}, {os.cpu_count()} CPUs, Python "
-              f"{platform.python_version()}; {self.runs} runs; wall milliseconds; "
-              "ratio: median against python -c pass alongside)")
-        print(f"{'figure':<72} {'median':>8} {'p95':>8} {'aim':>7} {'ratio':>6}")
-        for figure, (median, p95), aim, ratio in self.rows:
+              f"{platform.python_version()}; {self.runs} runs; wall milliseconds, and the "
+              "command's own CPU milliseconds (median); ratio: median against python -c pass "
+              "alongside)")
+        print(f"{'figure':<80} {'median':>8} {'p95':>8} {'cpu':>6} {'aim':>6} {'ratio':>6}")
+        for figure, (median, p95), cpu, aim, ratio in self.rows:
             aim_text = f"<{aim:g}" if aim else ""
             ratio_text = f"{ratio:.1f}x" if ratio else ""
-            print(f"{figure:<72} {median:8.1f} {p95:8.1f} {aim_text:>7} {ratio_text:>6}")
+            cpu_text = f"{cpu:.0f}" if cpu is not None else ""
+            print(f"{figure:<80} {median:8.1f} {p95:8.1f} {cpu_text:>6} {aim_text:>6} {ratio_text:>6}")
         for note in self.notes:
             print(f"  {note}")
 
@@ -235,7 +259,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50, help="runs per figure (default 50)")
     parser.add_argument("--domains", type=int, default=1000, help="the large host's domains")
     parser.add_argument("--quick", action="store_true", help="10 runs, 100 domains")
-    parser.add_argument("--also", action="append", default=[], metavar="PYTHON",
+    parser.add_argument("--also", action="append", default=[], metavar="PYTHON[=CHECKOUT]",
                         help="run xl list under this interpreter too")
     args = parser.parse_args()
     runs, domains = (10, 100) if args.quick else (args.runs, args.domains)

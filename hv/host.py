@@ -138,10 +138,13 @@ class Host:
             else:
                 br.capture_start(path)
 
-    def serve_xenstore(self, path: str) -> XenstoreServer:
+    def serve_xenstore(self, path: str, on_request=None) -> XenstoreServer:
         """Serve xenstore's wire protocol on a UNIX socket at ``path``
-        (owner-only), for Xen's own clients and anyone else."""
-        server = XenstoreServer(self.xenstored, path, self.lock).start()
+        (owner-only), for Xen's own clients and anyone else; ``on_request``
+        hears of each request and its answer before the answer goes."""
+        server = XenstoreServer(self.xenstored, path, self.lock)
+        server.on_request = on_request
+        server.start()
         self.servers.append(server)
         return server
 

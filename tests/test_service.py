@@ -243,7 +243,7 @@ def test_outside_xenstore_clients_changes_survive_kill_9(home):
     xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
     from tests.xswire import WireClient
     from hv.public.io.xs_wire import (
-        XS_ERROR, XS_MKDIR, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
+        XS_CONTROL, XS_ERROR, XS_MKDIR, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
     )
     client = WireClient(str(home / "xenstored.sock"))
     try:
@@ -257,6 +257,7 @@ def test_outside_xenstore_clients_changes_survive_kill_9(home):
         client.request(XS_WRITE, b"/tool/aborted\0never", tx_id=dropped)
         client.request(XS_TRANSACTION_END, b"F\0", tx_id=dropped)
         assert client.request(XS_WRITE, b"no-slash-at-all//\0x").type == XS_ERROR
+        assert client.request(XS_CONTROL, b"quota\x00set\x00nodes\x0077\x00").type == XS_CONTROL
     finally:
         client.close()
     kill_service(home)
@@ -271,3 +272,72 @@ def test_outside_xenstore_clients_changes_survive_kill_9(home):
     if perms.returncode == 0:
         line = next(line for line in perms.stdout.splitlines() if line.startswith('dir = ""'))
         assert line.endswith("(n0,r3)")
+    client = WireClient(str(home / "xenstored.sock"))
+    try:
+        quotas = client.request(XS_CONTROL, b"quota\0").payload.decode()
+    finally:
+        client.close()
+    assert "nodes            :       77 Nodes per domain" in quotas.splitlines()
+
+
+def test_a_clock_run_that_crosses_restarts_replays_to_the_same_machine(home, tmp_path):
+    cfg = tmp_path / "phoenix.cfg"
+    cfg.write_text('name = "phoenix"\nmemory = 16\non_crash = "restart"\n'
+                   'workload = [ "sleep 1s", "crash" ]\n')
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    xl(home, "clock", "freeze", check=True)
+    xl(home, "create", str(cfg), check=True)
+    first = json.loads(xl(home, "list", "phoenix", "--json", check=True).stdout)[0]["domid"]
+    xl(home, "clock", "run", "3500ms", check=True)
+    before = (status(home)["clock"], json.loads(xl(home, "list", "--json", check=True).stdout))
+    # Restarted once a second, acting as each crash came, not at the end.
+    assert before[1][-1]["domid"] == first + 3
+    kill_service(home)
+    xl(home, "list", check=True)
+    after = (status(home)["clock"], json.loads(xl(home, "list", "--json", check=True).stdout))
+    assert after == before
+
+
+def test_a_freeze_stops_time_even_at_high_speed(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    xl(home, "clock", "speed", "100000", check=True)
+    time.sleep(0.3)
+    frozen = xl(home, "clock", "freeze", check=True).stdout
+    at = status(home)["clock"]["now_ns"]
+    time.sleep(0.5)
+    assert status(home)["clock"]["now_ns"] == at
+    assert frozen.startswith(f"{at / 1e9:.6f} s")
+
+
+def test_requests_with_arguments_of_the_wrong_sort_get_one_line_each(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    from xl.client import connect
+    from xl.client import XlError
+    client = connect(str(home), autostart=False)
+    try:
+        for op, args in (("trigger", {"domain": 0, "name": "nmi", "vcpu": -1}),
+                         ("dmesg", {"clear": "no"}), ("console_write", {"domid": 0, "data": 5}),
+                         ("create", {"config": {"name": "w", "memory": 16, "cpu_weight": -5}}),
+                         ("vcpu_set", {"domain": 0, "count": -1})):
+            with pytest.raises(XlError) as caught:
+                client.call(op, **args)
+            assert "\n" not in str(caught.value) and str(caught.value)
+        import socket
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(home / "xl.sock"))
+            raw.sendall(b'{"op": "list", "args": [1, 2]}\n')
+            answer = json.loads(raw.makefile("rb").readline())
+        assert answer == {"ok": False, "error": "bad arguments for list: they are a JSON object"}
+        assert [d["name"] for d in client.call("list")] == ["Domain-0"]
+        # The refused vcpu-set wrote nothing.
+        assert xl(home, "xenstore", "read", "/local/domain/0/cpu/0/availability").returncode == 1
+    finally:
+        client.close()
+
+
+def test_a_cleared_console_ring_stays_cleared_after_kill_9(home):
+    xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
+    xl(home, "debug-keys", "h", check=True)
+    assert "'h' pressed" in xl(home, "dmesg", "-c", check=True).stdout
+    kill_service(home)
+    assert xl(home, "dmesg", check=True).stdout == ""

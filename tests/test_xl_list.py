@@ -96,3 +96,23 @@ def test_a_create_that_fails_after_the_build_leaves_nothing(monkeypatch):
     assert ts.xs.directory("/vm") == []
     ts.host.run(until=ts.host.now + NS // 10)
     assert ts.host.xen.heap.free_pages == free
+
+
+def test_rename_restart_preserves_the_dead_domain_under_a_new_name_and_uuid():
+    ts = toolstack()
+    old = ts.create({"name": "phoenix", "memory": 16, "on_crash": "rename-restart",
+                     "workload": ["sleep 10ms", "crash"]})
+    uuid_before = ts.list_domains()[1]["uuid"]
+    ts.host.run(until=ts.host.now + NS // 20)
+    (domid, action), = ts.pending_actions()
+    assert (domid, action) == (old, "rename-restart")
+    new = ts.on_shutdown(domid, action)["domid"]
+    # The virtual wall clock starts at 2026-01-01 00:00 UTC.
+    preserved = ts.xs.read(f"/local/domain/{old}/name").decode()
+    assert preserved == "phoenix-20260101T0000Z"
+    vm = ts.xs.read(f"/local/domain/{old}/vm").decode()
+    assert vm != f"/vm/{uuid_before}" and ts.xs.read(f"{vm}/uuid").decode() == vm[4:]
+    assert ts.xs.read(f"/local/domain/{new}/vm").decode() == f"/vm/{uuid_before}"
+    assert ts.xs.read(f"/vm/{uuid_before}/name") == b"phoenix"
+    rows = {d["name"]: d for d in ts.list_domains()}
+    assert rows["phoenix"]["domid"] == new and rows[preserved]["state"] == "---sc-"

@@ -175,7 +175,7 @@ def _config_file(file: str) -> dict:
 @app.command("save")
 def save(domain: str = typer.Argument(..., help="The domain, by name or id."),
          checkpoint_file: str = typer.Argument(..., metavar="CHECKPOINTFILE", help="The file to write."),
-         config_file: str = typer.Argument(None, metavar="[CONFIGFILE]",
+         config_file: str = typer.Argument(None, metavar="CONFIGFILE",
                                            help="A config to store instead of the domain's own."),
          checkpoint: bool = typer.Option(False, "-c", help="Leave the domain running after saving it."),
          paused: bool = typer.Option(False, "-p", help="Leave the domain paused after saving it.")) -> None:
@@ -190,8 +190,8 @@ def save(domain: str = typer.Argument(..., help="The domain, by name or id."),
 
 @app.command("restore")
 def restore(files: list[str] = typer.Argument(..., metavar="[CONFIGFILE] CHECKPOINTFILE",
-                                              help="The saved state, and a config to use instead of "
-                                                   "the one it holds."),
+                                              help="A config to use instead of the one saved "
+                                                   "(optional), then the saved state."),
             paused: bool = typer.Option(False, "-p", help="Leave the domain paused after restoring it."),
             no_wait: bool = typer.Option(False, "-e", help="Do not wait in the background for the "
                                                            "domain's death (xl here never does)."),
@@ -357,11 +357,16 @@ def sysrq(domain: str = typer.Argument(..., help="The domain."),
 def trigger(domain: str = typer.Argument(..., help="The domain."),
             name: str = typer.Argument(..., help="nmi, reset, init, power, sleep or s3resume."),
             vcpu: str = typer.Argument("0", help="The vCPU (default 0).")) -> None:
-    """Send a trigger to a domain: a PV guest takes an NMI."""
-    if not vcpu.isdigit():
+    """Send a trigger to a domain: a PV guest takes an NMI. As xl, a
+    trigger the hypervisor refuses is reported and the exit is 0."""
+    import re
+    digits = re.match(r"\s*[-+]?\d+", vcpu)          # strtol()'s reading, kept to 32 bits
+    if digits is None:
         typer.echo("Invalid vcpuid, using default vcpuid=0.\n", err=True)
-        vcpu = "0"
-    connect().call("trigger", domain=domain, name=name, vcpu=int(vcpu))
+    number = int(digits.group()) & 0xFFFFFFFF if digits else 0
+    failed = connect().call("trigger", domain=domain, name=name, vcpu=number)["failed"]
+    if failed:
+        typer.echo(f"libxl: error: {failed}", err=True)
 
 
 @app.command("rename")

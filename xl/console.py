@@ -58,8 +58,11 @@ def attach(client: Client, domain, stdin=None, stdout=None) -> None:
                 else:
                     keys, escaped, _ = typed.partition(ESCAPE)
                     if keys:
-                        client.call("console_write", domid=domid,
-                                    data=keys.decode(errors="surrogateescape"))
+                        try:
+                            client.call("console_write", domid=domid,
+                                        data=keys.decode(errors="surrogateescape"))
+                        except XlError:
+                            return      # the domain is gone: so is its console
                     if escaped:
                         return
             try:

@@ -328,7 +328,7 @@ def restore(ts, data: bytes, paused: bool = False, config: dict | None = None,
     if not name or not isinstance(name, str):
         raise ToolstackError(f"{source}: the config gives no name")
     if not cfg.get("uuid"):
-        cfg["uuid"] = ts._new_uuid(name)        # a config given without one gets a new one
+        cfg["uuid"] = ts.new_uuid(name)         # a config given without one gets a new one
     if any(d["name"] == name for d in ts.list_domains()):
         raise ToolstackError(f"a domain named {name!r} already exists")
     image = saved.image
@@ -378,10 +378,13 @@ def _build(ts, image: savefile.DomainImage, handle: bytes, vcpus: int,
     """The domain, built from the image (xc_domain_restore()), paused;
     destroyed again if any step fails."""
     pc = ts.pc
-    created = _domctl(ts, XEN_DOMCTL_createdomain, 0, XenDomctlCreatedomain(
-        handle=tuple(handle), max_vcpus=vcpus, max_evtchn_port=MAX_EVTCHN_PORT,
-        max_grant_frames=MAX_GRANT_FRAMES, max_maptrack_frames=MAX_MAPTRACK_FRAMES,
-        grant_opts=1), what="createdomain")
+    try:
+        created = _domctl(ts, XEN_DOMCTL_createdomain, 0, XenDomctlCreatedomain(
+            handle=tuple(handle), max_vcpus=vcpus, max_evtchn_port=MAX_EVTCHN_PORT,
+            max_grant_frames=MAX_GRANT_FRAMES, max_maptrack_frames=MAX_MAPTRACK_FRAMES,
+            grant_opts=1), what="createdomain")
+    except HypercallError as e:
+        raise ToolstackError(f"restoring the domain: {e}") from None
     domid = created.domain
     try:
         _domctl(ts, XEN_DOMCTL_max_vcpus, domid, XenDomctlMaxVcpus(max=vcpus), what="max_vcpus")

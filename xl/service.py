@@ -36,7 +36,7 @@ import threading
 import time
 
 from hv.public.io.xs_wire import (
-    XS_ERROR, XS_INTRODUCE, XS_MKDIR, XS_RELEASE, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET,
+    XS_CONTROL, XS_ERROR, XS_INTRODUCE, XS_MKDIR, XS_RELEASE, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET,
     XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
 )
 from hv.xenstore.protocol import Message
@@ -46,6 +46,8 @@ from xl.toolstack import Toolstack, ToolstackError
 
 # How often the pacing thread lets virtual time catch up with the wall.
 PACE_S = 0.01
+# How much virtual time passes between looks for shutdowns to act on.
+REAP_SLICE_NS = 10_000_000
 
 
 class ServiceError(Exception):
@@ -79,14 +81,14 @@ class Clock:
 # What an outside xenstore client may change the store with.
 XS_SOCKET_CHANGES = frozenset((XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_TRANSACTION_START,
                                XS_TRANSACTION_END, XS_INTRODUCE, XS_RELEASE, XS_RESUME,
-                               XS_SET_TARGET))
+                               XS_SET_TARGET, XS_CONTROL))
 # Journal entries that are not requests anyone may make.
 REPLAY_ONLY = frozenset(("xs_socket",))
 JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
-           "sched_credit_set", "vcpu_pin", "vcpu_set", "sysrq", "trigger", "clock", "console_write", "rename", "debug_keys", "mem_set", "mem_max",
+           "sched_credit_set", "vcpu_pin", "vcpu_set", "sysrq", "trigger", "console_write", "rename", "debug_keys", "mem_set", "mem_max",
            "device_attach", "device_detach", "detach_finish", "step", "xs_write", "xs_rm",
            "xs_chmod", "save", "restore")
 
@@ -132,19 +134,21 @@ def _write_atomically(path: str, data: bytes) -> None:
 class Service:
     def __init__(self, home: str, cpus: int, memory: int):
         self.home = home
+        self.replaying = False
         self.journal = Journal(os.path.join(home, JOURNAL))
         self.host = self._recover(cpus, memory)
         self.clock = Clock(self.host, **self.saved_clock)
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
-        server = self.host.serve_xenstore(self.xenstore_path)
         self.toolstack = Toolstack(self.host)
         self._socket_conns: dict[int, object] = {}
         self._socket_tx: dict[tuple[int, int], int] = {}
         self._replay()
         for conn in self._socket_conns.values():
             self.host.xenstored.disconnect(conn)
-        server.on_request = self._journal_socket_request
+        # Outside clients come only now: nothing they do can fall among the
+        # changes being replayed, and all of it is journaled.
+        self.host.serve_xenstore(self.xenstore_path, on_request=self._journal_socket_request)
         self.checkpoint()
         self.clock.rebase()
 
@@ -192,6 +196,8 @@ class Service:
                      failed: bool = False) -> None:
         """Replay an outside client's change on a connection standing in
         for it; its transactions get the ids this store gives them now."""
+        if tx and (client, tx) not in self._socket_tx:
+            return                  # a transaction begun before the snapshot: it did not outlive it
         conn = self._socket_conns.get(client)
         if conn is None:
             conn = self._socket_conns[client] = self.host.xenstored.connect("socket")
@@ -221,22 +227,32 @@ class Service:
         if handler is None:
             return {"ok": False, "error": f"unknown request {op!r}"}
         args = request.get("args") or {}
+        if not isinstance(args, dict):
+            return {"ok": False, "error": f"bad arguments for {op}: they are a JSON object"}
+        changes = op in CHANGES or (op == "dmesg" and bool(args.get("clear")))
         try:
             with self.host.lock:
-                result = self.change(op, args) if op in CHANGES else handler(**args)
+                result = self.change(op, args) if changes else handler(**args)
                 self.reap()
                 return {"ok": True, "result": result}
         except (ServiceError, ToolstackError) as e:
             return {"ok": False, "error": str(e)}
-        except TypeError as e:
+        except (TypeError, ValueError, OverflowError, AttributeError) as e:
+            # What a request with arguments of the wrong sort runs into: said
+            # in one line, and the service goes on.
             return {"ok": False, "error": f"bad arguments for {op}: {e}"}
 
     def change(self, op: str, args: dict):
         """Apply a change and journal it, with the time it was applied at."""
         at = self.host.now
         result = getattr(self, f"op_{op}")(**args)
-        self.journal.append({"t": at, "op": op, "args": args})
+        self.record(op, args, at)
         return result
+
+    def record(self, op: str, args: dict, at: int) -> None:
+        """Journal a change (a replay is applying the journal: not again)."""
+        if not self.replaying:
+            self.journal.append({"t": at, "op": op, "args": args})
 
     def op_status(self) -> dict:
         xen = self.host.xen
@@ -256,6 +272,8 @@ class Service:
         return self.toolstack.list_long(domain)
 
     def op_create(self, config: dict) -> dict:
+        # Made here, so that the journal carries it.
+        config.setdefault("uuid", self.toolstack.new_uuid(config.get("name", "")))
         domid = self.toolstack.create(config)
         return {"domid": domid, "name": config["name"]}
 
@@ -409,12 +427,29 @@ class Service:
                 raise ServiceError("the clock is running: freeze it first (xl clock freeze)")
             if value <= 0:
                 raise ServiceError(f"run takes a duration above 0, not {value:g}")
-            self.host.run(until=self.host.now + int(value * 1e9))
-            self.reap()
+            self._run_for(int(value * 1e9))
+        elif action == "run_to":
+            self.host.run(until=int(value))       # a stretch of a run, as journaled
         else:
             raise ServiceError(f"unknown clock action {action!r}")
+        if action in ("freeze", "thaw", "speed"):
+            self.record("clock", {"action": action, "value": value}, self.host.now)
         clock.rebase()
         return clock.describe()
+
+    def _run_for(self, ns: int) -> None:
+        """Run frozen time on, acting on shutdowns as they come, as pacing
+        does. The journal gets the run in stretches, each ended where the
+        toolstack acted, so that a replay acts at the same moments."""
+        target = self.host.now + ns
+        start = self.host.now
+        while self.host.now < target:
+            self.host.run(until=min(target, self.host.now + REAP_SLICE_NS))
+            if self.toolstack.reactions_due():
+                self.record("clock", {"action": "run_to", "value": self.host.now}, start)
+                start = self.host.now
+                self.reap()
+        self.record("clock", {"action": "run_to", "value": target}, start)
 
     def op_network_capture(self, bridge: str, path: str | None, domid: int = 0) -> dict:
         try:
@@ -429,16 +464,21 @@ class Service:
 
     # ------------------------------------------------------------ time
     def pace(self) -> None:
-        """Let virtual time follow the wall until the service stops."""
+        """Let virtual time follow the wall until the service stops, a
+        short stretch at a time, each under the lock: a freeze or a new
+        speed takes effect from the next stretch."""
         while not self.stopping.wait(PACE_S):
-            target = self.clock.target()
-            if target > self.host.now:
-                self.host.run(until=target)
+            while not self.stopping.is_set():
                 with self.host.lock:
+                    target = self.clock.target()
+                    if target <= self.host.now:
+                        break
+                    self.host.run(until=min(target, self.host.now + REAP_SLICE_NS))
                     try:
                         self.reap()
                     except ToolstackError as e:
                         print(f"xl: acting on a shutdown: {e}", file=sys.stderr, flush=True)
+                time.sleep(0)           # let a waiting request have the lock
 
     # ------------------------------------------------------------ serving
     def serve(self, listener: socket.socket) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid as uuidlib
 import platform
 
@@ -24,7 +25,6 @@ from hv.public.domctl import (
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
-from hv.public.errno import EINVAL
 from hv.public.xen import DOMID_FIRST_RESERVED, HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
 from hv.xenstore.errors import XsError
@@ -34,7 +34,7 @@ from xl.device import (
 from xl.dombuild import create_pv_domain, destroy_domain, uuid_text
 from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
 from xl import info as hostinfo
-from xl.domain_store import in_transaction, remove_domain_entries
+from xl.domain_store import in_transaction, remove_domain_entries, rm_if_there
 from xl.domconfig import libxl_json, with_defaults
 from xl.privcmd import HypercallError, Privcmd
 
@@ -175,7 +175,7 @@ class Toolstack:
         paused = bool(config.pop("paused", False))
         memory = int(config.get("memory", 128))
         if not config.get("uuid"):
-            config = {**config, "uuid": self._new_uuid(name)}
+            config = {**config, "uuid": self.new_uuid(name)}
         try:
             devices = self._devices(name, config)
             built = create_pv_domain(self.pc, self.xs, name=name, memory_kib=memory * 1024,
@@ -214,11 +214,11 @@ class Toolstack:
             self._sched(domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
                 weight=config.get("cpu_weight", now.weight), cap=config.get("cap", now.cap)))
 
-    def _new_uuid(self, name: str) -> str:
-        """libxl_uuid_generate(), made repeatable: the same commands at the
+    def new_uuid(self, name: str) -> str:
+        """libxl_uuid_generate(), made repeatable: the same changes at the
         same virtual times give the same uuids (a version 4 uuid drawn
         from the machine's own history instead of the system's entropy)."""
-        seed = f"{name}/{self.host.now}/{self.host.xen.trace.seq}".encode()
+        seed = f"{name}/{self.host.now}/{self.host.xen.domains.last_domid}".encode()
         return str(uuidlib.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
 
     def _devices(self, name: str, config: dict) -> list[Device]:
@@ -437,6 +437,11 @@ class Toolstack:
         except (XsError, ValueError):
             return None
 
+    def reactions_due(self) -> bool:
+        """Whether there may be something to act on: @releaseDomain fired,
+        or a detached device's backend has closed."""
+        return self.xs.has_events() or bool(self.pending_detaches())
+
     def pending_actions(self) -> list[tuple[int, str]]:
         """Domains that shut down and wait for the toolstack: each with what
         its config says to do now. Nothing to look at unless
@@ -465,12 +470,31 @@ class Toolstack:
         if action in ("preserve", "rename-restart"):
             self.xs.write(f"/libxl/{domid}/xenlab-handled", action)
         if action == "rename-restart":
-            self.xs.write(f"/local/domain/{domid}/name", f"{config['name']}--incarnation")
+            self._preserve(domid, config["name"])
         elif action in ("destroy", "restart", "coredump-destroy", "coredump-restart", "soft-reset"):
             self.destroy(domid)
         if action in ("restart", "rename-restart", "coredump-restart", "soft-reset"):
             return {"domid": self.create(config)}
         return {}
+
+    def _preserve(self, domid: int, name: str) -> None:
+        """libxl_domain_preserve(), as xl's rename-restart uses it: the dead
+        domain keeps its place under a name with the time it died in it
+        and a uuid of its own, so the new one can have the old ones."""
+        suffix = time.strftime("-%Y%m%dT%H%MZ", time.gmtime(hostinfo.wallclock_seconds(self.pc)))
+        uuid = self.new_uuid(name + suffix)
+        vm = f"/vm/{uuid}"
+        home = f"/local/domain/{domid}"
+
+        def body(tx: int) -> None:
+            rm_if_there(self.xs, vm, tx)
+            self.xs.mkdir(vm, tx)
+            self.xs.set_perms(vm, ("n0", f"r{domid}"), tx)
+            self.xs.write(f"{home}/vm", vm, tx)
+            self.xs.write(f"{home}/name", name + suffix, tx)
+            self.xs.write(f"{vm}/uuid", uuid, tx)
+
+        in_transaction(self.xs, body)
 
     # ------------------------------------------------------------ more of xl
     def debug_keys(self, keys: str) -> None:
@@ -531,8 +555,8 @@ class Toolstack:
         if check_host and count > dominfo.nr_online_vcpus and count > nr_cpus:
             raise ToolstackError(f"You are overcommmitting! You have {nr_cpus} physical CPUs and want "
                                  f"{count} vCPUs! Aborting, use --ignore-host to continue")
-        if count == 0:
-            raise ToolstackError("Requested 0 VCPUs!")
+        if count <= 0:
+            raise ToolstackError(f"Requested {count} VCPUs!")
         if count > dominfo.max_vcpu_id + 1:
             raise ToolstackError(f"Requested {count} VCPUs, however maxcpus is {dominfo.max_vcpu_id + 1}!")
         home = f"/local/domain/{domid}"
@@ -553,20 +577,23 @@ class Toolstack:
         self.xs.write(f"/local/domain/{domid}/control/sysrq", key)
         return domid
 
-    def trigger(self, domain, name: str, vcpu: int = 0) -> int:
+    def trigger(self, domain, name: str, vcpu: int = 0) -> dict:
         """`xl trigger`: XEN_DOMCTL_sendtrigger. A PV guest takes an NMI;
-        the ACPI buttons and s3resume are for HVM guests."""
+        the ACPI buttons and s3resume are for HVM guests. As in xl, a
+        trigger the hypervisor refuses is reported (``failed``), not an
+        error: libxl logs it and xl goes on."""
         if name not in TRIGGERS:
             raise ToolstackError(f'Invalid trigger "{name}"')
+        if not 0 <= vcpu < 1 << 32:
+            raise ToolstackError(f"vCPU {vcpu} is out of range")
         domid = self.domid_of(domain)
         code = TRIGGERS[name]
         if code is None:
-            rc = -EINVAL
-        else:
-            rc, _ = self._query(XEN_DOMCTL_sendtrigger, domid, XenDomctlSendtrigger(trigger=code, vcpu=vcpu))
+            return {"domid": domid, "failed": f"Send trigger '{name}' failed, rc=-6"}
+        rc, _ = self._query(XEN_DOMCTL_sendtrigger, domid, XenDomctlSendtrigger(trigger=code, vcpu=vcpu))
         if rc < 0:
-            raise ToolstackError(f"Send trigger '{name}' failed: {os.strerror(-rc)}")
-        return domid
+            return {"domid": domid, "failed": f"Send trigger '{name}' failed: {os.strerror(-rc)}"}
+        return {"domid": domid, "failed": None}
 
     def rename(self, domain, new_name: str) -> int:
         domid = self.domid_of(domain)

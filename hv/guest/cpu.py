@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hv.guest.image import KERNEL_ENTRY, SECONDARY_ENTRY
-from hv.guest.kernel import FOREVER, KernelPanic, PVKernel, VcpuState
+from hv.guest.kernel import FOREVER, SECONDARY_BOOT, KernelPanic, PVKernel, VcpuState
 from hv.public.callback import CALLBACKTYPE_nmi
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class PVGuestCPU:
             for other in v.domain.vcpus:
                 self.kicked.pop(other, None)
         else:
-            k.vcpus[v.vcpu_id] = VcpuState([("enable_events",)])
+            k.vcpus[v.vcpu_id] = VcpuState(list(SECONDARY_BOOT))
             self.kicked.pop(v, None)
 
     def kick(self, v: "VCPU") -> None:
@@ -151,7 +151,7 @@ class PVGuestCPU:
                 if sched.softirq >> v.processor & 1:
                     self.kick(v)        # Xen has the pCPU first; go on after, if still here
                     return
-                if v.nmi_pending and not v.nmi_masked and CALLBACKTYPE_nmi in v.callbacks:
+                if v.nmi_pending and not v.nmi_masked:
                     self._nmi(k, v)
                 elif deliverable(v):
                     self._upcall(k, v)
@@ -175,9 +175,13 @@ class PVGuestCPU:
                             f"cleared upcall_pending, selector {sel:#x}, pending ports {ports}")
 
     def _nmi(self, k: PVKernel, v: "VCPU") -> None:
-        """Xen bounces the guest into its NMI callback with NMIs masked;
-        the handler's iret unmasks them."""
+        """On its way into the guest Xen takes the pending NMI and bounces
+        the guest into its NMI callback with NMIs masked (the handler's
+        iret unmasks them); with no callback there, the NMI is dropped."""
         v.nmi_pending = False
+        if CALLBACKTYPE_nmi not in v.callbacks:
+            self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "nmi", (), "dropped: no NMI callback")
+            return
         v.nmi_masked = True
         self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "nmi", (), "NMI callback")
         try:
@@ -215,7 +219,7 @@ class PVGuestCPU:
         st = k.vcpus[v.vcpu_id]
         xen.in_guest = True
         try:
-            if v.nmi_pending and not v.nmi_masked and CALLBACKTYPE_nmi in v.callbacks:
+            if v.nmi_pending and not v.nmi_masked:
                 self._nmi(k, v)
             elif k.upcall_deliverable(v):
                 self._upcall(k, v)

@@ -17,6 +17,9 @@ the console's output byte for byte, as a terminal echoes what is typed, so
 whoever is attached sees it; no program reads it.
 
 What it does besides is its program (hv/guest/workload.py), run on vCPU 0.
+Asked to suspend (control/shutdown says "suspend"), it stops the program
+and suspends its domain, and it goes on in the domain it finds itself in
+afterwards, the same one or a restored one: hv/guest/suspend.py.
 
 Everything a vCPU still has to do is a queue of operations, plain tuples,
 next first: the boot steps, the program's operations, a compute in
@@ -112,6 +115,8 @@ _CONS_OUT_SIZE = 2048
 
 
 DEFERRED_RETRY_NS = 1_000_000_000
+# What a secondary vCPU does first when it comes up.
+SECONDARY_BOOT = (("nmi_callback",), ("enable_events",))
 # The magic SysRq keys the kernel answers, by Linux's help names.
 SYSRQ_ACTIONS = {"b": "reboot", "c": "crash", "m": "show-memory-usage", "o": "poweroff",
                  "s": "sync", "t": "show-task-states"}
@@ -195,7 +200,7 @@ class PVKernel:
         boot += [("bind_ipi", i) for i in range(len(d.vcpus))]
         boot += [("up", i) for i in range(1, len(d.vcpus))]
         boot += [("enable_events",), ("banner",), ("xenbus_init",)]
-        self.vcpus = [VcpuState(boot if i == 0 else [("enable_events",)])
+        self.vcpus = [VcpuState(boot if i == 0 else list(SECONDARY_BOOT))
                       for i in range(len(d.vcpus))]
 
     # ------------------------------------------------------------ memory
@@ -335,6 +340,12 @@ class PVKernel:
                               (CALLBACKTYPE_nmi, NMI_CALLBACK)):
             self.must(v, "callback_op", HYPERVISOR_callback_op, CALLBACKOP_register,
                       CallbackRegister(type=kind, address=address))
+        return 0, True
+
+    def op_nmi_callback(self, v: "VCPU"):
+        """A secondary vCPU takes NMIs too: its own callback."""
+        self.must(v, "callback_op", HYPERVISOR_callback_op, CALLBACKOP_register,
+                  CallbackRegister(type=CALLBACKTYPE_nmi, address=NMI_CALLBACK))
         return 0, True
 
     def op_shared_info(self, v: "VCPU"):
@@ -547,7 +558,8 @@ class PVKernel:
             doing = " ".join(map(str, st.queue[0])) if st.queue else "nothing"
             state = "offline" if st.offline else doing
             self.kernel_log(v, f"CPU{n}: {state}")
-        self.kernel_log(v, f"program: line {self.pc + 1} of {len(self.program)}")
+        where = f"line {self.pc + 1} of {len(self.program)}" if self.pc < len(self.program) else "finished"
+        self.kernel_log(v, f"program: {where}")
 
     # ------------------------------------------------------------ devices
     def device(self, devclass: str, name: str):

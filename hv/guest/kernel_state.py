@@ -13,14 +13,18 @@ tables of drivers its buses match devices with. Anything else of the
 machine's is refused. Thawing puts the new domain in their
 place.
 
-The bytes come from a file someone gave, so thawing rebuilds only the
-kernel's own classes, and a method is named by its object and name and
-looked up on the class, never reached through getattr: a crafted record
-can make the restored guest do no more than a guest can.
+The record starts with the SHA-256 of the pickle after it, so a file
+damaged on its way is refused. The bytes may also come from someone who
+crafted them, so thawing rebuilds only the kernel's own classes, a method
+is named by its object and name and looked up on the class (never reached
+through getattr), and the kernel that comes out is checked for the shape
+the machine relies on: a crafted record can make the restored guest do no
+more than a guest can.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import pickle
@@ -141,12 +145,16 @@ def freeze(k: "PVKernel") -> bytes:
         raise KernelStateError("a vCPU of the kernel is still running")
     buf = io.BytesIO()
     _Freezer(buf, k).dump(k)
-    return buf.getvalue()
+    data = buf.getvalue()
+    return hashlib.sha256(data).digest() + data
 
 
 def thaw(data: bytes, xen: "Xen", d: "Domain") -> "PVKernel":
     """The kernel frozen in ``data``, now the kernel of domain ``d``."""
     from hv.guest.kernel import PVKernel
+    digest, data = data[:32], data[32:]
+    if hashlib.sha256(data).digest() != digest:
+        raise KernelStateError("the kernel's state does not match its checksum (the file is damaged)")
     try:
         k = _Thawer(io.BytesIO(data), xen, d).load()
     except KernelStateError:
@@ -155,4 +163,28 @@ def thaw(data: bytes, xen: "Xen", d: "Domain") -> "PVKernel":
         raise KernelStateError(f"the kernel's state is damaged ({type(e).__name__}: {e})") from None
     if not isinstance(k, PVKernel) or k.d is not d or len(k.vcpus) != len(d.vcpus):
         raise KernelStateError("the record holds no kernel for this domain")
+    _check_shape(k)
     return k
+
+
+def _check_shape(k: "PVKernel") -> None:
+    """What the machine takes for granted of a kernel it runs."""
+    from hv.guest.kernel import VcpuState
+    from hv.guest.xenbus import Xenbus
+    from hv.guest.xenbus_probe import XenbusBus
+    from hv.public.xen import StartInfo
+    expected = (("program", tuple), ("pc", int), ("vcpus", list), ("xenbus", Xenbus),
+                ("buses", list), ("start_info", StartInfo), ("handlers", dict), ("irqs", dict),
+                ("work", dict), ("driver_timers", dict), ("bound", list))
+    for name, kind in expected:
+        if not isinstance(getattr(k, name, None), kind):
+            raise KernelStateError(f"the kernel's {name} is not a {kind.__name__}")
+    if not all(isinstance(bus, XenbusBus) for bus in k.buses):
+        raise KernelStateError("the kernel's buses are not buses")
+    for st in k.vcpus:
+        if not isinstance(st, VcpuState) or not isinstance(st.queue, list):
+            raise KernelStateError("the kernel's vCPU state is damaged")
+        for op in st.queue:
+            if not (isinstance(op, tuple) and op and isinstance(op[0], str)
+                    and callable(getattr(k, "op_" + op[0], None))):
+                raise KernelStateError(f"the kernel's vCPU queue holds {op!r}, which is no operation")

@@ -444,6 +444,16 @@ def _pack(self) -> bytes:
 
 
 
+def decode_by_cmd(values: dict, payloads: dict) -> dict:
+    """For a structure whose union ``u`` holds what its ``cmd`` names (the
+    domctl, sysctl and platform_op calls): the union's bytes unpacked as
+    that sub-op's structure."""
+    payload = payloads.get(values["cmd"])
+    if payload is not None and isinstance(values["u"], bytes):
+        values["u"] = payload.unpack(values["u"].ljust(payload.SIZE, b"\0"))
+    return values
+
+
 def _unpack(cls, buf, offset: int = 0):
     if len(buf) - offset < cls.SIZE:
         raise ValueError(f"{cls.__name__} needs {cls.SIZE} bytes, got {len(buf) - offset}")

@@ -2,7 +2,7 @@
 uses (interface version 0x15, Xen 4.17)."""
 
 from hv.public.abi import (
-    char, domid_t, handle, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
+    char, decode_by_cmd, domid_t, handle, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t,
     uint64_aligned_t, union, xenstruct,
 )
 
@@ -242,10 +242,7 @@ class XenDomctl:
 
     @classmethod
     def _decode(cls, values):
-        payload = DOMCTL_PAYLOAD.get(values["cmd"])
-        if payload is not None and isinstance(values["u"], bytes):
-            values["u"] = payload.unpack(values["u"].ljust(128, b"\0"))
-        return values
+        return decode_by_cmd(values, DOMCTL_PAYLOAD)
 
 
 DOMCTL_PAYLOAD = {

@@ -1,7 +1,7 @@
 """xen/include/public/platform.h: the control domain's platform operations
 (the ones this machine has: setting the wallclock)."""
 
-from hv.public.abi import char, uint32_t, uint64_t, union, xenstruct
+from hv.public.abi import char, decode_by_cmd, uint32_t, uint64_t, union, xenstruct
 
 XENPF_INTERFACE_VERSION = 0x03000001
 XENPF_settime32 = 17
@@ -26,6 +26,4 @@ class XenPlatformOp:
 
     @classmethod
     def _decode(cls, values):
-        if values["cmd"] == XENPF_settime64 and isinstance(values["u"], bytes):
-            values["u"] = XenpfSettime64.unpack(values["u"].ljust(XenpfSettime64.SIZE, b"\0"))
-        return values
+        return decode_by_cmd(values, {XENPF_settime64: XenpfSettime64})

@@ -2,7 +2,7 @@
 the control domain uses (interface version 0x15, Xen 4.17). The machine has
 the few `xl info`, `xl dmesg` and `xl debug-keys` need."""
 
-from hv.public.abi import handle, uint8_t, uint32_t, uint64_aligned_t, union, xenstruct
+from hv.public.abi import decode_by_cmd, handle, uint8_t, uint32_t, uint64_aligned_t, union, xenstruct
 
 XEN_SYSCTL_INTERFACE_VERSION = 0x00000015
 
@@ -78,10 +78,7 @@ class XenSysctl:
 
     @classmethod
     def _decode(cls, values):
-        payload = SYSCTL_PAYLOAD.get(values["cmd"])
-        if payload is not None and isinstance(values["u"], bytes):
-            values["u"] = payload.unpack(values["u"].ljust(128, b"\0"))
-        return values
+        return decode_by_cmd(values, SYSCTL_PAYLOAD)
 
 
 SYSCTL_PAYLOAD = {

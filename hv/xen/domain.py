@@ -235,6 +235,11 @@ class DomainList:
         ids = [i for i in self._by_id if i >= domid]
         return self._by_id[min(ids)] if ids else None
 
+    @property
+    def last_domid(self) -> int:
+        """The id the rover last handed out."""
+        return self._rover
+
     def allocate_domid(self, requested: int) -> int:
         """Xen's rule: an explicit id must be free; 0 (or any reserved id)
         asks for the next free one after the last handed out."""

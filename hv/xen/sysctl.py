@@ -61,9 +61,13 @@ class Sysctl:
         return XenSysctlSchedId(sched_id=self.xen.sched.policy.sched_id)
 
     def debug_keys(self, dk: XenSysctlDebugKeys) -> XenSysctlDebugKeys:
+        """Each key is copied in and pressed in turn: a buffer shorter than
+        nr_keys faults at the first key it does not have."""
         keys = dk.keys.encode() if isinstance(dk.keys, str) else dk.keys
-        if dk.nr_keys and (not isinstance(keys, (bytes, bytearray)) or len(keys) < dk.nr_keys):
-            raise XenError(EFAULT)
-        for key in bytes(keys[:dk.nr_keys]):
-            self.xen.debug_key(chr(key))
+        if not isinstance(keys, (bytes, bytearray)):
+            keys = b""
+        for i in range(dk.nr_keys):
+            if i >= len(keys):
+                raise XenError(EFAULT)
+            self.xen.debug_key(chr(keys[i]))
         return dk

@@ -48,6 +48,11 @@ class XsClient:
         events, self.events = self.events, []
         return events
 
+    def has_events(self) -> bool:
+        """Whether watch events wait, without taking them."""
+        self._drain()
+        return bool(self.events)
+
     def _drain(self):
         reply = None
         for data, _is_reply in self.conn.out:

@@ -360,3 +360,22 @@ def test_xl_save_and_restore_through_the_service_and_after_kill_9(home, tmp_path
     xl(home, "clock", "freeze", check=True)
     xl(home, "clock", "run", "2s", check=True)
     assert xl(home, "console", "--dump", "g", check=True).stdout.splitlines() == ["two", "three"]
+
+
+def test_a_vtpm_keeps_its_pcrs_across_save_and_restore(tmp_path):
+    import hashlib as _h
+    host, ts = toolstack()
+    uuid = "1f0e2d3c-4b5a-4697-8a8b-9c0d1e2f3a4b"
+    domid = ts.create({"name": "measured", "memory": 32, "vtpm": [f"backend=0,uuid={uuid}"],
+                       "workload": ["sleep 10ms", "tpm extend 10 before", "sleep 50ms",
+                                    "tpm extend 10 after", "tpm read 10", "idle"]})
+    settle(host, 30)
+    assert "PCR-10" not in console(host, domid)          # saved between the two extends
+    path = tmp_path / "measured.save"
+    ts.save("measured", str(path))
+    new = ts.restore(path.read_bytes())["domid"]
+    settle(host, 200)
+    pcr = bytes(20)
+    for text in (b"before", b"after"):
+        pcr = _h.sha1(pcr + _h.sha1(text).digest()).digest()
+    assert f"PCR-10: {pcr.hex()}" in console(host, new)

@@ -14,7 +14,7 @@ import time
 
 import typer
 
-from xl.client import XlError, connect, running, start
+from xl.client import XlError, connect, running, start, stop
 from xl.paths import state_dir
 
 app = typer.Typer(
@@ -69,13 +69,7 @@ def host_start(
 @host_app.command("stop")
 def host_stop() -> None:
     """Stop the host service."""
-    client = connect(autostart=False)
-    pid = client.call("status")["pid"]
-    client.call("stop")
-    client.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
+    stop(connect(autostart=False))
     typer.echo("host service stopped")
 
 
@@ -136,17 +130,9 @@ def create(file: str = typer.Argument(..., help="The domain's config file (xl.cf
            paused: bool = typer.Option(False, "-p", help="Leave the domain paused."),
            console: bool = typer.Option(False, "-c", help="Attach to its console once created.")) -> None:
     """Create a domain from a config file."""
-    from xl.domconfig import ConfigError, domain_config, libxl_json
-    from xl.xlcfg import XlCfgError, load_config
+    from xl.domconfig import libxl_json
     typer.echo(f"Parsing config from {file}", err=True)
-    try:
-        config, warnings = domain_config(load_config(file), file)
-    except (XlCfgError, ConfigError) as e:
-        raise XlError(str(e)) from None
-    except OSError as e:
-        raise XlError(f"{file}: {e.strerror}") from None
-    for warning in warnings:
-        typer.echo(f"xl: warning: {warning}", err=True)
+    config = _config_file(file)
     if dry_run:
         typer.echo(json.dumps(libxl_json(config), indent=4))
         return
@@ -705,16 +691,6 @@ def network_capture(
     path = None if stop else os.path.abspath(file)
     connect().call("network_capture", bridge=bridge, path=path, domid=domain)
     typer.echo(f"{bridge}: capture stopped" if stop else f"{bridge}: capturing to {path}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main() -> None:

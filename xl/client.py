@@ -56,6 +56,32 @@ def connect(home: str | None = None, autostart: bool = True, **start_args) -> Cl
     return Client(home)
 
 
+def stop(client: Client, timeout: float = 10.0) -> tuple[int, bool]:
+    """Ask the service to stop and wait for its process to go: its pid,
+    and whether it went in time (it holds the directory's lock until then)."""
+    try:
+        pid = client.call("status")["pid"]
+        client.call("stop")
+    finally:
+        client.close()
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return pid, False
+        time.sleep(0.05)
+    return pid, True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def running(home: str) -> bool:
     try:
         Client(home).close()

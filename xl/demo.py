@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from xl.client import XlError, connect, start
+from xl.client import XlError, connect, start, stop
 from xl.paths import state_dir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "domains"
@@ -87,26 +87,9 @@ def stop_earlier(home: str) -> None:
         client = connect(home, autostart=False)
     except (XlError, OSError):
         return
-    try:
-        pid = client.call("status")["pid"]
-        client.call("stop")
-    finally:
-        client.close()
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            raise XlError(f"the earlier demo host (pid {pid}) did not stop")
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    pid, stopped = stop(client, STOP_TIMEOUT_S)
+    if not stopped:
+        raise XlError(f"the earlier demo host (pid {pid}) did not stop")
 
 
 def check_directory(home: str) -> None:

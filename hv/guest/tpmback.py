@@ -76,6 +76,11 @@ class VtpmManager:
     def __init__(self):
         self.instances: dict[int, VtpmInstance] = {}
         self.next_number = 1
+        # Built-in TPMs with no state directory, kept by uuid while no
+        # frontend has them: a domain saved and restored, rebooted, or
+        # given its vTPM back finds it as it left it, as a vTPM domain
+        # that keeps running keeps it. (They travel in snapshots.)
+        self.kept: dict[str, Tpm12] = {}
 
     def open(self, domid: int, devid: int, uuid: str, engine: str, state_dir: str | None):
         """The instance for a frontend's device (a number, from 1 up), or
@@ -92,8 +97,10 @@ class VtpmManager:
                 else:
                     where = scratch = tempfile.mkdtemp(prefix="xenlab-vtpm-")
                 tpm = Swtpm(where)
+            elif state_dir:
+                tpm = Tpm12(seed, os.path.join(state_dir, f"vtpm-{uuid}.json"))
             else:
-                tpm = Tpm12(seed, os.path.join(state_dir, f"vtpm-{uuid}.json") if state_dir else None)
+                tpm = self.kept.pop(uuid, None) or Tpm12(seed, None)
         except (OSError, ValueError, SwtpmError) as e:
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -123,6 +130,8 @@ class VtpmManager:
             return
         if isinstance(inst.tpm, Swtpm):
             inst.tpm.close()
+        elif inst.tpm.state_path is None:
+            self.kept[inst.uuid] = inst.tpm
         if inst.scratch:
             shutil.rmtree(inst.scratch, ignore_errors=True)
 

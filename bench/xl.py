@@ -28,6 +28,7 @@ say, unpacked with git archive) under it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import resource
@@ -64,6 +65,9 @@ STEPS = (
      "import xl.cli, typer.main, typer._adapters, typer.models; typer.main.get_command(xl.cli.app); "
      "typer._adapters.try_build_adapter(bool, typer.models.OptionInfo())"),
 )
+# The pydantic steps are there only in typers that have it (0.29 on).
+STEPS = tuple(step for step in STEPS
+              if "_adapters" not in step[1] or importlib.util.find_spec("typer._adapters"))
 
 
 class Timing(float):

@@ -89,3 +89,27 @@ def test_debug_keys_press_each_key():
     assert sysctl(xen, host.dom0, XEN_SYSCTL_debug_keys,
                   XenSysctlDebugKeys(keys=b"h", nr_keys=3))[0] == -EFAULT
     assert xen.console.read_ring().count(b"'h' pressed") == 1
+
+
+def test_getdomaininfolist_answers_in_id_order_from_first_domain_up_to_max():
+    from hv.public.sysctl import XEN_SYSCTL_getdomaininfolist, XenSysctlGetdomaininfolist
+    from hv.public.domctl import XEN_DOMCTL_getdomaininfo
+    from tests.calls import domctl
+    host = make_host(memory=1024 * MiB)
+    ids = [boot_guest(host, ["idle"], memory_mib=8)[0].domid for _ in range(4)]
+
+    def ask(first, most):
+        rc, out = sysctl(host.xen, host.dom0, XEN_SYSCTL_getdomaininfolist,
+                         XenSysctlGetdomaininfolist(first_domain=first, max_domains=most))
+        assert rc == 0 and out.u.num_domains == len(out.u.buffer)
+        return out.u.buffer
+
+    assert [i.domain for i in ask(0, 1024)] == [0] + ids
+    assert [i.domain for i in ask(ids[1], 2)] == ids[1:3]
+    assert ask(ids[-1] + 1, 1024) == ()
+    # Each entry is what getdomaininfo says of that domain.
+    single = domctl(host.xen, host.dom0, XEN_DOMCTL_getdomaininfo, ids[0])[1].u
+    assert ask(ids[0], 1)[0] == single
+    guest = host.xen.domains.get(ids[0])
+    assert sysctl(host.xen, guest, XEN_SYSCTL_getdomaininfolist,
+                  XenSysctlGetdomaininfolist(max_domains=4))[0] == -EPERM

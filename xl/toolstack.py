@@ -25,7 +25,8 @@ from hv.public.domctl import (
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
-from hv.public.xen import DOMID_FIRST_RESERVED, HYPERVISOR_domctl
+from hv.public.sysctl import XEN_SYSCTL_getdomaininfolist, XenSysctlGetdomaininfolist
+from hv.public.xen import HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
 from hv.xenstore.errors import XsError
 from xl.device import (
@@ -95,6 +96,9 @@ AFTER_SHUTDOWN = {0: ("on_poweroff", "destroy"), 1: ("on_reboot", "restart"),
                   5: ("on_soft_reset", "restart")}
 
 
+# How many domains libxl_list_domain() asks for at a time.
+LIST_BATCH = 1024
+
 # libxl_trigger's names; s3resume goes through the device model, which a
 # PV guest has none of.
 TRIGGERS = {"nmi": XEN_DOMCTL_SENDTRIGGER_NMI, "reset": XEN_DOMCTL_SENDTRIGGER_RESET,
@@ -116,22 +120,18 @@ class Toolstack:
         self.xs.watch("@releaseDomain", "shutdowns")
 
     def domain_infos(self) -> list:
-        """Every domain, as libxc's xc_domain_getinfo() walks them: each
-        getdomaininfo answers the first domain at or after the id asked.
-        (libxl_list_domain() asks XEN_SYSCTL_getdomaininfolist for up to
-        1024 at once instead, a sysctl the machine does not have; the
-        answers are the same structures.)"""
+        """Every domain, as libxl_list_domain() asks for them: up to 1024
+        at a time with XEN_SYSCTL_getdomaininfolist, from the id after the
+        last one it was given."""
         infos = []
         domid = 0
-        while domid < DOMID_FIRST_RESERVED:
-            op = XenDomctl(cmd=XEN_DOMCTL_getdomaininfo, interface_version=XEN_DOMCTL_INTERFACE_VERSION,
-                           domain=domid)
-            rc, out = self.pc.xen.hypercall(self.pc.vcpu, HYPERVISOR_domctl, op)
-            if rc < 0:
-                break
-            infos.append(out.u)
-            domid = out.u.domain + 1
-        return infos
+        while True:
+            got = hostinfo.sysctl(self.pc, XEN_SYSCTL_getdomaininfolist, XenSysctlGetdomaininfolist(
+                first_domain=domid, max_domains=LIST_BATCH), "getdomaininfolist")
+            infos += got.buffer
+            if got.num_domains < LIST_BATCH:
+                return infos
+            domid = got.buffer[-1].domain + 1
 
     def name_of(self, domid: int) -> str:
         try:

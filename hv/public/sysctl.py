@@ -2,13 +2,16 @@
 the control domain uses (interface version 0x15, Xen 4.17). The machine has
 the few `xl info`, `xl dmesg` and `xl debug-keys` need."""
 
-from hv.public.abi import decode_by_cmd, handle, uint8_t, uint32_t, uint64_aligned_t, union, xenstruct
+from hv.public.abi import (
+    decode_by_cmd, domid_t, handle, uint8_t, uint32_t, uint64_aligned_t, union, xenstruct,
+)
 
 XEN_SYSCTL_INTERFACE_VERSION = 0x00000015
 
 XEN_SYSCTL_readconsole = 1
 XEN_SYSCTL_physinfo = 3
 XEN_SYSCTL_sched_id = 4
+XEN_SYSCTL_getdomaininfolist = 6
 XEN_SYSCTL_debug_keys = 7
 
 XEN_SYSCTL_PHYSCAP_hvm = 1 << 0
@@ -62,6 +65,15 @@ class XenSysctlSchedId:
 
 
 @xenstruct
+class XenSysctlGetdomaininfolist:
+    """``buffer`` comes back holding the domains' XenDomctlGetdomaininfo."""
+    first_domain: domid_t
+    max_domains: uint32_t
+    buffer: handle("xen_domctl_getdomaininfo_t")
+    num_domains: uint32_t
+
+
+@xenstruct
 class XenSysctlDebugKeys:
     """``keys`` carries the key presses themselves (a str or bytes)."""
     keys: handle("const_char")
@@ -73,8 +85,8 @@ class XenSysctl:
     """struct xen_sysctl. ``u`` is the sub-op's structure."""
     cmd: uint32_t
     interface_version: uint32_t
-    u: union(XenSysctlReadconsole, XenSysctlPhysinfo, XenSysctlSchedId, XenSysctlDebugKeys,
-             uint8_t[128])
+    u: union(XenSysctlReadconsole, XenSysctlPhysinfo, XenSysctlSchedId, XenSysctlGetdomaininfolist,
+             XenSysctlDebugKeys, uint8_t[128])
 
     @classmethod
     def _decode(cls, values):
@@ -85,5 +97,6 @@ SYSCTL_PAYLOAD = {
     XEN_SYSCTL_readconsole: XenSysctlReadconsole,
     XEN_SYSCTL_physinfo: XenSysctlPhysinfo,
     XEN_SYSCTL_sched_id: XenSysctlSchedId,
+    XEN_SYSCTL_getdomaininfolist: XenSysctlGetdomaininfolist,
     XEN_SYSCTL_debug_keys: XenSysctlDebugKeys,
 }

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from hv.public.errno import EACCES, EFAULT
 from hv.public.sysctl import (
     XEN_SYSCTL_INTERFACE_VERSION, XEN_SYSCTL_PHYSCAP_gnttab_v1, XEN_SYSCTL_PHYSCAP_pv,
-    XEN_SYSCTL_debug_keys, XEN_SYSCTL_physinfo, XEN_SYSCTL_readconsole, XEN_SYSCTL_sched_id,
-    XenSysctl, XenSysctlDebugKeys, XenSysctlPhysinfo, XenSysctlReadconsole, XenSysctlSchedId,
+    XEN_SYSCTL_debug_keys, XEN_SYSCTL_getdomaininfolist, XEN_SYSCTL_physinfo,
+    XEN_SYSCTL_readconsole, XEN_SYSCTL_sched_id, XenSysctl, XenSysctlDebugKeys,
+    XenSysctlGetdomaininfolist, XenSysctlPhysinfo, XenSysctlReadconsole, XenSysctlSchedId,
 )
 from hv.xen.dispatch import SubOps, copy_from_guest
 from hv.xen.errors import XenError
@@ -30,6 +31,7 @@ class Sysctl:
             XEN_SYSCTL_readconsole: (self.readconsole, XenSysctlReadconsole),
             XEN_SYSCTL_physinfo: (self.physinfo, XenSysctlPhysinfo),
             XEN_SYSCTL_sched_id: (self.sched_id, XenSysctlSchedId),
+            XEN_SYSCTL_getdomaininfolist: (self.getdomaininfolist, XenSysctlGetdomaininfolist),
             XEN_SYSCTL_debug_keys: (self.debug_keys, XenSysctlDebugKeys),
         })
 
@@ -59,6 +61,19 @@ class Sysctl:
 
     def sched_id(self, _si: XenSysctlSchedId) -> XenSysctlSchedId:
         return XenSysctlSchedId(sched_id=self.xen.sched.policy.sched_id)
+
+    def getdomaininfolist(self, gl: XenSysctlGetdomaininfolist) -> XenSysctlGetdomaininfolist:
+        """Up to max_domains domains' getdomaininfo, from first_domain up,
+        in one call (what libxl_list_domain() asks, 1024 at a time)."""
+        infos = []
+        domain_info = self.xen.domctl.domain_info
+        for d in sorted(self.xen.domains, key=lambda d: d.domid):
+            if d.domid < gl.first_domain:
+                continue
+            if len(infos) == gl.max_domains:
+                break
+            infos.append(domain_info(d))
+        return gl.replace(buffer=tuple(infos), num_domains=len(infos))
 
     def debug_keys(self, dk: XenSysctlDebugKeys) -> XenSysctlDebugKeys:
         """Each key is copied in and pressed in turn: a buffer shorter than

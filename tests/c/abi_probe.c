@@ -122,6 +122,8 @@ static unsigned long lines;
     struct xen_sysctl_physinfo: "xen_sysctl_physinfo",                    \
     struct xen_sysctl_sched_id: "xen_sysctl_sched_id",                    \
     struct xen_sysctl_debug_keys: "xen_sysctl_debug_keys",                \
+    struct xen_sysctl_getdomaininfolist: "xen_sysctl_getdomaininfolist",  \
+    XEN_GUEST_HANDLE_64(xen_domctl_getdomaininfo_t): "handle(xen_domctl_getdomaininfo_t)", \
     XEN_GUEST_HANDLE(char): "handle(char)",                               \
     XEN_GUEST_HANDLE(const_char): "handle(const_char)",                   \
     XEN_GUEST_HANDLE(xen_pfn_t): "handle(xen_pfn_t)",                     \
@@ -1104,6 +1106,12 @@ static void sysctl_h(void)
     STRUCT(xen_sysctl_sched_id);
     MEMBER(xen_sysctl_sched_id, sched_id);
 
+    STRUCT(xen_sysctl_getdomaininfolist);
+    MEMBER(xen_sysctl_getdomaininfolist, first_domain);
+    MEMBER(xen_sysctl_getdomaininfolist, max_domains);
+    MEMBER(xen_sysctl_getdomaininfolist, buffer);
+    MEMBER(xen_sysctl_getdomaininfolist, num_domains);
+
     STRUCT(xen_sysctl_debug_keys);
     MEMBER(xen_sysctl_debug_keys, keys);
     MEMBER(xen_sysctl_debug_keys, nr_keys);
@@ -1115,6 +1123,7 @@ static void sysctl_h(void)
     MEMBER(xen_sysctl, u.readconsole);
     MEMBER(xen_sysctl, u.physinfo);
     MEMBER(xen_sysctl, u.sched_id);
+    MEMBER(xen_sysctl, u.getdomaininfolist);
     MEMBER(xen_sysctl, u.debug_keys);
     MEMBER(xen_sysctl, u.pad);
 
@@ -1122,6 +1131,7 @@ static void sysctl_h(void)
     CONST(XEN_SYSCTL_readconsole);
     CONST(XEN_SYSCTL_physinfo);
     CONST(XEN_SYSCTL_sched_id);
+    CONST(XEN_SYSCTL_getdomaininfolist);
     CONST(XEN_SYSCTL_debug_keys);
     CONST(XEN_SYSCTL_PHYSCAP_hvm);
     CONST(XEN_SYSCTL_PHYSCAP_pv);

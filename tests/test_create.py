@@ -168,14 +168,18 @@ def test_sched_credit_vcpu_pin_rename_and_debug_keys(home, tmp_path):  # noqa: F
 
 
 def test_cpu_lists_read_as_xl_reads_them():
-    from xl.cli import parse_cpulist
-    from xl.client import XlError
+    from xl.cpulist import CpuListError, parse_cpulist, vcpu_affinities
     assert parse_cpulist("0-3,5") == 0b101111
     assert parse_cpulist("all,^1", 4) == 0b1101
     assert parse_cpulist("7") == 1 << 7
-    for bad in ("x", "3-1", "1-a"):
-        with pytest.raises(XlError):
-            parse_cpulist(bad)
+    assert parse_cpulist("0-3,5,^1") == 0b101101
+    assert parse_cpulist("node:0,^2", 4) == parse_cpulist("nodes:0-0,^2", 4) == 0b1011
+    assert parse_cpulist("all", 4) == 0b1111
+    assert vcpu_affinities("1-2", 3, 4) == [0b110] * 3
+    assert vcpu_affinities(["2", "3-8,^5"], 3, 16) == [0b100, 0b111011000, None]
+    for bad in ("x", "3-1", "1-a", "node:1", "nodes:0-2"):
+        with pytest.raises(CpuListError):
+            parse_cpulist(bad, 4)
 
 
 def test_mem_set_makes_the_guests_balloon_driver_give_pages_back_and_take_them(home, tmp_path):  # noqa: F811

@@ -134,7 +134,10 @@ def create(file: str = typer.Argument(..., help="The domain's config file (xl.cf
     typer.echo(f"Parsing config from {file}", err=True)
     config = _config_file(file)
     if dry_run:
-        typer.echo(json.dumps(libxl_json(config), indent=4))
+        # Affinities are kept as the host's bitmaps: its size, from the service.
+        needs_host = "cpus" in config or "cpus_soft" in config
+        nr_cpus = connect().call("status")["cpus"] if needs_host else None
+        typer.echo(json.dumps(libxl_json(config, nr_cpus), indent=4))
         return
     client = connect()
     created = client.call("create", config={**config, "paused": True} if paused else config)
@@ -289,33 +292,17 @@ def sched_credit(domain: str = typer.Option(None, "-d", "--domain", help="One do
     typer.echo("\n".join(lines))
 
 
-def parse_cpulist(text: str, nr_cpus: int = 4096) -> int:
-    """xl's cpu lists: all, a number, ranges, and ^ to take one out."""
-    mask = 0
-    for part in text.split(","):
-        part = part.strip()
-        negate = part.startswith("^")
-        part = part.lstrip("^")
-        if part == "all":
-            bits = (1 << nr_cpus) - 1
-        else:
-            first, _, last = part.partition("-")
-            if not first.isdigit() or (last and not last.isdigit()):
-                raise XlError(f"invalid cpu list {text!r}")
-            lo, hi = int(first), int(last or first)
-            if hi < lo:
-                raise XlError(f"invalid cpu range {part!r}")
-            bits = ((1 << (hi - lo + 1)) - 1) << lo
-        mask = mask & ~bits if negate else mask | bits
-    return mask
-
-
 @app.command("vcpu-pin")
 def vcpu_pin(domain: str = typer.Argument(..., help="The domain."),
              vcpu: int = typer.Argument(..., help="The vCPU."),
              hard: str = typer.Argument(..., help="pCPUs it may run on: all, 0-3,5 ...")) -> None:
     """Set a vCPU's hard affinity."""
-    connect().call("vcpu_pin", domain=domain, vcpu=vcpu, hard=parse_cpulist(hard))
+    from xl.cpulist import CpuListError, parse_cpulist
+    try:
+        mask = parse_cpulist(hard)
+    except CpuListError as e:
+        raise XlError(str(e)) from None
+    connect().call("vcpu_pin", domain=domain, vcpu=vcpu, hard=mask)
 
 
 @app.command("vcpu-set")

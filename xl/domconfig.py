@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 
+from xl.cpulist import CpuListError, cpus_of, parse_cpulist, vcpu_affinities
 from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
 from xl.xlcfg import XlCfgValueError, XlConfig
 
@@ -68,6 +69,18 @@ def domain_config(cfg: XlConfig, filename: str) -> tuple[dict, list[str]]:
             config[key] = number(key, 0, low)
             if config[key] > 65535:
                 raise ConfigError(f"{where(key)}: {key} must be at most 65535, not {config[key]}")
+    for key in ("cpus", "cpus_soft"):
+        if key in cfg:
+            spec = cfg.get(key)
+            items = [spec] if isinstance(spec, str) else spec
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                raise ConfigError(f"{where(key)}: {key} is a CPU list, or a list of them")
+            try:
+                for item in items:
+                    parse_cpulist(item)
+            except CpuListError as e:
+                raise ConfigError(f"{where(key)}: {e}") from None
+            config[key] = spec
     if "driver_domain" in cfg:
         config["driver_domain"] = number("driver_domain", 0, 0) != 0
     if "uuid" in cfg:
@@ -126,9 +139,15 @@ def with_defaults(config: dict) -> dict:
     return full
 
 
-def libxl_json(config: dict) -> dict:
-    """`xl create -n`: the config in libxl_domain_config's shape."""
+def libxl_json(config: dict, nr_cpus: int | None = None) -> dict:
+    """`xl create -n`: the config in libxl_domain_config's shape (vCPU
+    affinities, as libxl keeps them, need the host's ``nr_cpus``)."""
     name = config["name"]
+    affinity = {}
+    for key, field in (("cpus", "vcpu_hard_affinity"), ("cpus_soft", "vcpu_soft_affinity")):
+        if key in config and nr_cpus:
+            masks = vcpu_affinities(config[key], config["maxvcpus"], nr_cpus)
+            affinity[field] = [cpus_of((1 << nr_cpus) - 1 if m is None else m) for m in masks]
     params = {key: config[field] for key, field in (("weight", "cpu_weight"), ("cap", "cap"))
               if field in config}
     out = {
@@ -140,6 +159,7 @@ def libxl_json(config: dict) -> dict:
                    "max_memkb": config["maxmem"] * 1024, "target_memkb": config["memory"] * 1024,
                    **({"cmdline": config["cmdline"]} if config["cmdline"] else {}),
                    **({"sched_params": params} if params else {}),
+                   **affinity,
                    "type.pv": {}},
         "disks": [parse_disk(spec).to_json() for spec in config["disk"]],
         "nics": [parse_vif(spec, devid=i, domain=name).to_json() for i, spec in enumerate(config["vif"])],

@@ -25,6 +25,7 @@ from hv.public.domctl import (
     XEN_DOMINF_dying, XEN_DOMINF_paused, XEN_DOMINF_running, XEN_DOMINF_shutdown,
     XEN_DOMINF_shutdownmask, XEN_DOMINF_shutdownshift, XenDomctl,
 )
+from hv.public.errno import errno_name
 from hv.public.sysctl import XEN_SYSCTL_getdomaininfolist, XenSysctlGetdomaininfolist
 from hv.public.xen import HYPERVISOR_domctl
 from hv.xenstore.client import XsClient
@@ -36,6 +37,7 @@ from xl.dombuild import create_pv_domain, destroy_domain, uuid_text
 from xl.devspec import DevSpecError, parse_disk, parse_vif, parse_vtpm
 from xl import info as hostinfo
 from xl.domain_store import in_transaction, remove_domain_entries, rm_if_there
+from xl.cpulist import vcpu_affinities
 from xl.domconfig import libxl_json, with_defaults
 from xl.privcmd import HypercallError, Privcmd
 
@@ -157,7 +159,7 @@ class Toolstack:
         for domid in domids:
             config = self.config_of(domid)
             if config is not None:
-                rows.append({"domid": domid, "config": libxl_json(config)})
+                rows.append({"domid": domid, "config": libxl_json(config, self.host.xen.nr_cpus)})
         return rows
 
     # ------------------------------------------------------------ create
@@ -209,6 +211,7 @@ class Toolstack:
                 path = f"/local/domain/{domid}/{rel}"
                 self.xs.mkdir(path)
                 self.xs.set_perms(path, [f"n{domid}"])
+        self._set_affinities(domid, config)
         if "cpu_weight" in config or "cap" in config:
             now = self._sched(domid, XEN_DOMCTL_SCHEDOP_getinfo, XenDomctlSchedCredit())
             self._sched(domid, XEN_DOMCTL_SCHEDOP_putinfo, XenDomctlSchedCredit(
@@ -533,14 +536,35 @@ class Toolstack:
         return out.u.u
 
     def vcpu_pin(self, domain, vcpu: int, hard: int) -> None:
-        domid = self.domid_of(domain)
+        self._affinity(self.domid_of(domain), vcpu, hard, None)
+
+    def _affinity(self, domid: int, vcpu: int, hard: int | None, soft: int | None) -> None:
+        """XEN_DOMCTL_setvcpuaffinity with the masks given (None: that one
+        is left as it is)."""
         nr = self.host.xen.nr_cpus
-        bitmap = XenctlBitmap(bitmap=(hard & ((1 << nr) - 1)).to_bytes((nr + 7) // 8, "little"), nr_bits=nr)
+
+        def bitmap(mask: int | None) -> XenctlBitmap:
+            return XenctlBitmap(bitmap=((mask or 0) & ((1 << nr) - 1)).to_bytes((nr + 7) // 8, "little"),
+                                nr_bits=nr)
+
+        flags = (XEN_VCPUAFFINITY_HARD if hard is not None else 0) | \
+            (XEN_VCPUAFFINITY_SOFT if soft is not None else 0)
         rc, _ = self._query(XEN_DOMCTL_setvcpuaffinity, domid, XenDomctlVcpuaffinity(
-            vcpu=vcpu, flags=XEN_VCPUAFFINITY_HARD, cpumap_hard=bitmap,
-            cpumap_soft=XenctlBitmap(bitmap=bytes((nr + 7) // 8), nr_bits=nr)))
+            vcpu=vcpu, flags=flags, cpumap_hard=bitmap(hard), cpumap_soft=bitmap(soft)))
         if rc < 0:
-            raise ToolstackError(f"setting vCPU {vcpu}'s affinity: error {rc}")
+            raise ToolstackError(f"setting vCPU {vcpu}'s affinity: {errno_name(-rc)}")
+
+    def _set_affinities(self, domid: int, config: dict) -> None:
+        """cpus= and cpus_soft=, set before the domain first runs (libxl's
+        libxl__build_pre)."""
+        if "cpus" not in config and "cpus_soft" not in config:
+            return
+        nr_vcpus, nr_cpus = int(config["maxvcpus"]), self.host.xen.nr_cpus
+        hard = vcpu_affinities(config.get("cpus", "all"), nr_vcpus, nr_cpus)
+        soft = vcpu_affinities(config.get("cpus_soft", "all"), nr_vcpus, nr_cpus)
+        for vcpu in range(nr_vcpus):
+            self._affinity(domid, vcpu, hard[vcpu] if "cpus" in config else None,
+                           soft[vcpu] if "cpus_soft" in config else None)
 
     def vcpu_set(self, domain, count: int, check_host: bool = True) -> int:
         """`xl vcpu-set`: the first ``count`` vCPUs online, the rest offline,

@@ -246,3 +246,34 @@ def test_resetting_a_vcpu_in_the_middle_of_a_compute_forgets_it(host):
                       XenDomctlVcpucontext(vcpu=vcpu, ctxt=None))[0] == 0
         host.run(until=host.now + 20 * NS_PER_MS)
     assert d.guest is None and all(not v.is_running for v in d.vcpus)
+
+
+def test_a_fault_in_a_modelled_kernel_is_raised_or_contained_as_the_host_says():
+    """A Python error inside a guest's kernel is a fault of the model: in
+    tests it is raised; a host that contains faults (the host service's)
+    crashes that domain alone and runs on."""
+    import pytest as _pytest
+    from hv.host import Host
+    from hv.xen.hypervisor import MiB
+    from xl.toolstack import Toolstack
+
+    def broken(self, v, text):
+        raise IndexError("a bug in the model")
+
+    for contain in (False, True):
+        ts = Toolstack(Host(cpus=2, memory=1024 * MiB, dom0_memory=256 * MiB))
+        ts.host.xen.contain_guest_faults = contain
+        ts.create({"name": "healthy", "memory": 16, "workload": ["sleep 5ms", "echo fine", "idle"]})
+        ts.create({"name": "faulty", "memory": 16, "workload": ["sleep 1ms", "echo boom", "idle"]})
+        ts.host.run(until=ts.host.now + 100_000)          # booted, asleep
+        kernel = ts.host.xen.domains.get(ts.domid_of("faulty")).guest
+        kernel.op_echo = broken.__get__(kernel)
+        if not contain:
+            with _pytest.raises(IndexError, match="a bug in the model"):
+                ts.host.run(until=ts.host.now + 20_000_000)
+            continue
+        ts.host.run(until=ts.host.now + 20_000_000)
+        states = {d["name"]: d["state"] for d in ts.list_domains()}
+        assert states["faulty"] == "---sc-" and states["healthy"] != "---sc-"
+        assert "fine" in ts.console_output("healthy")
+        assert "guest kernel fault: IndexError: a bug in the model" in ts.dmesg(False)

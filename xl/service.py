@@ -137,6 +137,8 @@ class Service:
         self.replaying = False
         self.journal = Journal(os.path.join(home, JOURNAL))
         self.host = self._recover(cpus, memory)
+        # A fault in one modelled kernel crashes its domain, not the service.
+        self.host.xen.contain_guest_faults = True
         self.clock = Clock(self.host, **self.saved_clock)
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)

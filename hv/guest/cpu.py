@@ -161,8 +161,22 @@ class PVGuestCPU:
                     self._one_op(k, v, stepping=False)
             xen.domains.domain_crash(v.domain, f"vCPU {v.vcpu_id} ran {BUDGET} operations "
                                                "without time passing")
+        except Exception as e:
+            self._fault(v, e)
         finally:
             xen.in_guest = False
+
+    def _fault(self, v: "VCPU", e: Exception) -> None:
+        """The modelled kernel failed in a way no kernel panic covers: a
+        fault in the model itself. A host that contains such faults (the
+        host service's) crashes that domain and goes on; otherwise (tests,
+        notebooks) it is raised, to be seen."""
+        if not getattr(self.xen, "contain_guest_faults", False):
+            raise e
+        where = f"d{v.domain.domid}v{v.vcpu_id}"
+        self.xen.console.printk(f"{where}: guest kernel fault: {type(e).__name__}: {e}")
+        self.xen.trace.emit("guest", v.domain.domid, v.vcpu_id, "fault", (type(e).__name__,), str(e))
+        self.xen.domains.domain_crash(v.domain, "guest kernel fault")
 
     def _upcall(self, k: PVKernel, v: "VCPU") -> None:
         try:
@@ -229,6 +243,8 @@ class PVGuestCPU:
                 xen.trace.emit("guest", v.domain.domid, v.vcpu_id, op[0], op[1:], "finished")
             else:
                 self._one_op(k, v, stepping=True)
+        except Exception as e:
+            self._fault(v, e)
         finally:
             xen.in_guest = False
         xen.process_pending()

@@ -90,6 +90,9 @@ class Xen:
         self.deferred: list[tuple[Callable, tuple]] = []
         # Set while guest code runs: what it raises waits until it returns.
         self.in_guest = False
+        # Whether a fault in a modelled kernel crashes its domain (True)
+        # or is raised to whoever runs the machine (False).
+        self.contain_guest_faults = False
         clock.after_event = self.process_pending
         self.console.printk(f"Xen version {self.version.version_string} (xenlab)")
         self.console.printk(f"Command line: {cmdline}")

@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/xenstore.py
 	$(BIN)/python bench/devices.py
 	$(BIN)/python bench/xl.py
+	$(BIN)/python bench/top.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis tests/.build

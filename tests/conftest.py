@@ -11,6 +11,9 @@ from hv.xen.audit import audit
 from hv.xen.hypervisor import MiB
 from xl.dombuild import build_pv_domain
 from xl.privcmd import Privcmd
+# The dashboard's frozen host service, for any module that asks for it
+# (a fixture here, so that the modules need not import it by name).
+from tui_host import frozen_home  # noqa: F401
 
 _hosts: list[Host] = []
 

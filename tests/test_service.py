@@ -309,6 +309,18 @@ def test_a_freeze_stops_time_even_at_high_speed(home):
     assert frozen.startswith(f"{at / 1e9:.6f} s")
 
 
+def test_a_host_started_frozen_is_where_every_such_host_is(home, tmp_path):
+    other = tmp_path / "other"
+    try:
+        for where in (home, other):
+            xl(where, "host", "start", "--cpus", "2", "--memory", "2G", "--frozen", check=True)
+            time.sleep(0.2)             # wall time that a later freeze would have let in
+        first, second = status(home)["clock"], status(other)["clock"]
+        assert first["frozen"] and first == second
+    finally:
+        xl(other, "host", "stop")
+
+
 def test_requests_with_arguments_of_the_wrong_sort_get_one_line_each(home):
     xl(home, "host", "start", "--cpus", "2", "--memory", "2G", check=True)
     from xl.client import connect

@@ -25,10 +25,10 @@ def xl(home, *args, check=True):
 
 
 def make_frozen_host(home) -> None:
-    """Start a service in ``home`` with the clock frozen, create the
+    """Start a service in ``home`` with the clock frozen from its first
+    instant (frozen any later, wall time would have moved it), create the
     domains, run 2 s of virtual time, and leave `minimal` paused."""
-    xl(home, "host", "start", "--cpus", "4", "--memory", "4G")
-    xl(home, "clock", "freeze")
+    xl(home, "host", "start", "--cpus", "4", "--memory", "4G", "--frozen")
     with open(os.path.join(home, "disk-writer.img"), "wb") as f:
         f.truncate(64 << 20)
     for name in DOMAINS:

@@ -57,12 +57,13 @@ def _size(text: str) -> int:
 def host_start(
     cpus: int = typer.Option(None, "--cpus", help="pCPUs of a new host (default 4)."),
     memory: str = typer.Option(None, "--memory", help="Memory of a new host, say 16G (default 16G)."),
+    frozen: bool = typer.Option(False, "--frozen", help="With the clock frozen from the first instant."),
 ) -> None:
     """Start the host service for the state directory ($XL_HOME)."""
     home = state_dir()
     if running(home):
         raise XlError(f"a host service is already running for {home}")
-    start(home, cpus=cpus, memory=_size(memory) if memory else None)
+    start(home, cpus=cpus, memory=_size(memory) if memory else None, frozen=frozen)
     typer.echo(f"host service started for {home}")
 
 
@@ -663,6 +664,17 @@ def clock(action: str = typer.Argument(..., help="freeze, thaw, speed FACTOR or 
     state = connect().call("clock", action=action, value=amount)
     how = "frozen" if state["frozen"] else f"running at {state['speed']:g}x"
     typer.echo(f"{state['now_ns'] / 1e9:.6f} s, {how}")
+
+
+@app.command("top", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def top(ctx: typer.Context) -> None:
+    """The live dashboard: xentop's screen, keys and options (-b: plain
+    text), and more (xl top -h)."""
+    # xentop's own getopt parses the options, so that they combine as
+    # xentop's do and a bad one is one line.
+    from tui.command import top_command
+    raise typer.Exit(top_command(ctx.args))
 
 
 @app.command("network-capture")

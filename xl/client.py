@@ -90,7 +90,8 @@ def running(home: str) -> bool:
         return False
 
 
-def start(home: str, cpus: int | None = None, memory: int | None = None) -> None:
+def start(home: str, cpus: int | None = None, memory: int | None = None,
+          frozen: bool = False) -> None:
     """Start the service for ``home`` in the background and wait until it
     answers; if it can't start, say why (its own last line)."""
     os.makedirs(home, mode=0o700, exist_ok=True)
@@ -99,6 +100,8 @@ def start(home: str, cpus: int | None = None, memory: int | None = None) -> None
         argv += ["--cpus", str(cpus)]
     if memory is not None:
         argv += ["--memory", str(memory)]
+    if frozen:
+        argv.append("--frozen")
     log_path = os.path.join(home, LOG)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

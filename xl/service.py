@@ -43,6 +43,9 @@ from hv.xenstore.protocol import Message
 from hv.host import DEFAULT_DOM0_MEMORY, Host
 from xl.paths import LOCK, SOCKET, XENSTORED_SOCKET
 from xl.toolstack import Toolstack, ToolstackError
+from xl import xstree
+from xl import xenstat
+from xl import introspect
 
 # How often the pacing thread lets virtual time catch up with the wall.
 PACE_S = 0.01
@@ -132,14 +135,16 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 
 class Service:
-    def __init__(self, home: str, cpus: int, memory: int):
+    def __init__(self, home: str, cpus: int, memory: int, frozen: bool = False):
         self.home = home
         self.replaying = False
         self.journal = Journal(os.path.join(home, JOURNAL))
         self.host = self._recover(cpus, memory)
         # A fault in one modelled kernel crashes its domain, not the service.
         self.host.xen.contain_guest_faults = True
-        self.clock = Clock(self.host, **self.saved_clock)
+        # Frozen from the start, a host is where the same commands leave
+        # it every time: no wall time slips in before a freeze could.
+        self.clock = Clock(self.host, **{**self.saved_clock, **({"frozen": True} if frozen else {})})
         self.stopping = threading.Event()
         self.xenstore_path = os.path.join(home, XENSTORED_SOCKET)
         self.toolstack = Toolstack(self.host)
@@ -365,6 +370,13 @@ class Service:
     def op_trace(self, domain=None, since: int = 0, limit: int = 200) -> dict:
         return self.toolstack.trace(domain, since, limit)
 
+    def op_domain_detail(self, domain, cells: int = introspect.TIMELINE_CELLS,
+                         cell_ns: int = introspect.TIMELINE_CELL_NS) -> dict:
+        """One domain laid open (xl/introspect.py), and the clock it was
+        read by; nothing in the machine or its trace changes."""
+        return {**introspect.domain_detail(self.toolstack, domain, cells, cell_ns),
+                "clock": self.clock.describe()}
+
     def op_xs_read(self, path: str) -> str:
         return self.toolstack.xs_read(path)
 
@@ -382,6 +394,10 @@ class Service:
 
     def op_xs_ls(self, path: str) -> list:
         return self.toolstack.xs_ls(path)
+
+    def op_xs_tree(self, path: str) -> dict:
+        """One node of the tree and its children, for a browser."""
+        return xstree.open_node(self.toolstack.xs, path)
 
     def op_pause(self, domain) -> dict:
         return {"domid": self.toolstack.pause(domain)}
@@ -412,6 +428,10 @@ class Service:
 
     def op_uptime(self, domains=()) -> dict:
         return self.toolstack.uptime(domains)
+
+    def op_top(self, vcpus: bool = True) -> dict:
+        """What xentop shows (xl/xenstat.py), and the clock it was read by."""
+        return {**xenstat.node(self.toolstack, vcpus), "clock": self.clock.describe()}
 
     def op_clock(self, action: str, value: float = 0.0) -> dict:
         """freeze, thaw, speed FACTOR, run SECONDS (of frozen time)."""
@@ -530,6 +550,7 @@ def main(argv=None) -> int:
     parser.add_argument("home")
     parser.add_argument("--cpus", type=int, default=4)
     parser.add_argument("--memory", type=int, default=16 << 30)
+    parser.add_argument("--frozen", action="store_true")
     args = parser.parse_args(argv)
     args.home = os.path.abspath(args.home)
     os.makedirs(args.home, mode=0o700, exist_ok=True)
@@ -548,7 +569,7 @@ def main(argv=None) -> int:
               f"than dom0's {DEFAULT_DOM0_MEMORY >> 20} MiB of memory", file=sys.stderr)
         return 1
     try:
-        service = Service(args.home, args.cpus, args.memory)
+        service = Service(args.home, args.cpus, args.memory, args.frozen)
         listener = _listen(os.path.join(args.home, SOCKET))
     except (OSError, ValueError) as e:
         print(f"xl: the host service could not start: {e}", file=sys.stderr)

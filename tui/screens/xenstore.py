@@ -18,7 +18,7 @@ from textual.widgets import Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from tui.widgets.xstree import XenstoreTree, parent_path, perms_text, shown_value
-from tui.xswatch import Watch, WatchError
+from xl.xswatch import Watch, WatchError
 from xl.client import XlError
 
 # Changes are taken together for this long before the nodes are read again.

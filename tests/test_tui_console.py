@@ -82,3 +82,18 @@ def test_the_terminal_ends_lines_takes_back_characters_and_shows_controls():
     term.feed("\r")
     term.feed("\nlast")                           # CR LF split between two reads: one line end
     assert term.lines == ["two", "threE   x^A^[", "last"]
+
+
+def test_an_open_console_leaves_the_machine_and_its_trace_alone(frozen_home):
+    source = Source(str(frozen_home))
+
+    def seq() -> int:
+        return source.call("trace", limit=1)["seq"]
+
+    async def script(pilot, screen):
+        before = await off_loop(seq)
+        await pilot.pause(1.0)                  # five polls at least
+        return before, await off_loop(seq)
+
+    before, after = drive(frozen_home, lambda: ConsoleScreen(2), attached, script)
+    assert after == before

@@ -298,3 +298,25 @@ def test_throughput_is_requests_per_virtual_second_and_pages_scroll_the_grants(f
     assert made > 0 and seconds == 1.0
     assert rate_text(made / seconds, "req") in devices
     assert most > 0 and down > 0 and up == 0
+
+
+def test_a_change_made_after_the_domain_went_is_still_said(frozen_home, tmp_path):
+    from tui.widgets.domain_header import DomainHeader
+    cfg = tmp_path / "brief.cfg"
+    cfg.write_text('name = "brief"\nmemory = 16\nworkload = [ "idle" ]\n')
+    xl(frozen_home, "create", str(cfg))
+    domid = json.loads(xl(frozen_home, "list", "brief", "--json").stdout)[0]["domid"]
+
+    async def script(pilot, screen):
+        await off_loop(xl, frozen_home, "destroy", "brief")
+        await pilot.press("f")                  # thaws the clock: a change that is not the domain's
+        header = screen.query_one(DomainHeader)
+        await until(pilot, lambda: "clock thawed" in header.status)
+        return header.status, header.status_is_error
+
+    try:
+        status, error = drive(frozen_home, lambda: DomainScreen(domid), loaded, script)
+        assert status == f"clock thawed; the domain: {domid} is an invalid domain identifier" and error
+        assert host_status(frozen_home)["clock"]["frozen"] is False
+    finally:
+        xl(frozen_home, "clock", "freeze")

@@ -20,7 +20,7 @@ import pytest
 from tests.tui_host import XL, xl
 from tests.tui_pilot import drive, first_frame, top_app, until
 from tui.source import Source
-from tui.xentop import FIELDS
+from tui.xentop import HISTORY, FIELDS
 
 HEADER = ("      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS "
           "NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT SSID")
@@ -78,7 +78,7 @@ def test_the_top_answer_agrees_with_xl_list_and_leaves_no_trace(frozen_home):
 # ---------------------------------------------------------------- batch mode
 
 def test_batch_prints_xentops_table_each_iteration(frozen_home):
-    got = xl(frozen_home, "top", "-b", "-i", "2", "-d", "0.05")
+    got = xl(frozen_home, "top", "-b", "-i", "2", "-d", "0.1")
     assert got.returncode == 0 and got.stderr == ""
     lines = got.stdout.splitlines()
     assert lines[0] == HEADER and lines.count(HEADER) == 2 and len(lines) == 2 * (1 + len(NAMES))
@@ -131,8 +131,9 @@ def test_batch_shows_vcpus_networks_vbds_and_pcpus_below_the_rows(frozen_home):
     (["-q"], "option -q not recognized"),
     (["--bogus"], "option --bogus not recognized"),
     (["-d"], "option -d requires argument"),
-    (["-d", "soon"], "the delay is a number of seconds above 0, not 'soon'"),
-    (["-d", "0"], "the delay is a number of seconds above 0, not '0'"),
+    (["-d", "soon"], "the delay is a number of seconds from 0.1, not 'soon'"),
+    (["-d", "0"], "the delay is a number of seconds from 0.1, not '0'"),
+    (["-d", "1e-9"], "the delay is a number of seconds from 0.1, not '1e-9'"),
     (["-i", "0"], "the iterations are a whole number above 0, not '0'"),
     (["now"], "top takes options only, not 'now'"),
 ])
@@ -260,7 +261,7 @@ def test_d_prompts_for_the_delay_and_esc_leaves_a_prompt(frozen_home):
         await until(pilot, lambda: screen.sample is not fetched, timeout=10)   # the new delay runs
         await pilot.press("d", "x", "enter")
         assert screen.delay == 2.5
-        assert "the delay is a number of seconds above 0" in str(screen.query_one("#status").render())
+        assert "the delay is a number of seconds from 0.1" in str(screen.query_one("#status").render())
     drive(top_app(frozen_home), script)
 
 
@@ -404,7 +405,9 @@ def test_make_demo_shows_xl_top_on_a_terminal(tmp_path):
                     if p.suffix in (".cfg", ".yaml", ".toml")]
         screen = term.wait_for(lambda s: "CPU(%) HISTORY" in s and "vtpm-pcr" in s, "xl top", 60)
         assert f"{len(examples) + 1} domains:" in screen
-        shown = {line.split()[0] for line in screen.splitlines()[5:] if line.strip()}
+        # Each row: its CPU history (HISTORY wide), then xentop's columns.
+        shown = {line[HISTORY + 1:].split()[0] for line in screen.splitlines()[5:]
+                 if line[HISTORY + 1:].strip()}
         assert {name[:10] for name in examples} <= shown
         term.keys("q")
         assert term.exit_status() == "0", term.screen()

@@ -70,6 +70,11 @@ def test_an_answer_of_no_changes_nothing_and_a_refusal_is_said(frozen_home):
     async def script(pilot):
         await act(pilot, "disk-writer", "destroy", answer="n")
         assert state_of(frozen_home, "disk-writer") is not None
+        # Enter is not yes: it opens a domain on the screen below.
+        await pilot.press("a", "d", "enter")
+        assert "ConfirmScreen" in type(pilot.app.screen).__name__
+        await pilot.press("escape")
+        assert state_of(frozen_home, "disk-writer") is not None
         said = await act(pilot, "Domain-0", "pause")
         assert said == "pause Domain-0 (0): pausing the domain: EINVAL"
         assert state_of(frozen_home, "Domain-0")[2] == "-"

@@ -57,15 +57,19 @@ class Options:
     version: bool = False
 
 
+# The shortest delay: each update asks the service and draws the screen.
+MIN_DELAY_S = 0.1
+
+
 def parse_delay(text: str) -> float:
-    """Seconds between updates: above 0 (xentop takes whole seconds; a
+    """Seconds between updates, from 0.1 (xentop takes whole seconds; a
     fraction is allowed here)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 < value <= 86400:
-        raise UsageError(f"the delay is a number of seconds above 0, not {text!r}")
+    if not MIN_DELAY_S <= value <= 86400:
+        raise UsageError(f"the delay is a number of seconds from {MIN_DELAY_S:g}, not {text!r}")
     return value
 
 

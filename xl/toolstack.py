@@ -343,8 +343,12 @@ class Toolstack:
         """A domain's console output from ``offset`` (what an earlier read
         returned; 0 for all that is kept), the offset to read from next,
         and whether the domain is still there. Bytes that are not UTF-8
-        travel as surrogate escapes."""
-        domid = self.domid_of(domain)
+        travel as surrogate escapes. A domain given by id is looked for as
+        the console daemon looks (no hypercall), so that a console read
+        again and again leaves no trace; a name is resolved as xl does."""
+        domid = domain if isinstance(domain, int) else self.domid_of(domain)
+        if self.host.xen.domains.get(domid) is None:
+            raise ToolstackError(f"{domain} is an invalid domain identifier")
         if domid == 0:
             raise ToolstackError("dom0's console is the hypervisor's: use xl dmesg")
         try:
@@ -356,7 +360,7 @@ class Toolstack:
     def console_write(self, domid: int, data: str) -> int:
         """Type into a domain's console, as xenconsole does; how many bytes
         the ring took."""
-        if not any(info.domain == domid for info in self.domain_infos()):
+        if self.host.xen.domains.get(domid) is None:
             raise ToolstackError(f"domain {domid} is gone")
         return self.host.xenconsoled.write_input(domid, data.encode(errors="surrogateescape"))
 
@@ -748,7 +752,9 @@ class Toolstack:
     def trace(self, domain=None, since: int = 0, limit: int = 200) -> dict:
         """Trace records after ``since`` (the last ``limit`` of them), for one
         domain or all, and where to go on from."""
-        domid = self.domid_of(domain) if domain is not None else None
+        # By id, a domain's records are picked without looking it up (which
+        # would put a hypercall in the very trace being read).
+        domid = domain if isinstance(domain, int) or domain is None else self.domid_of(domain)
         trace = self.host.xen.trace
         records = trace.since(since) if since else list(trace)
         if domid is not None:

@@ -1,5 +1,6 @@
-"""A question to answer before something is done: y or Enter does it,
-n or Escape does not."""
+"""A question to answer before something is done: y does it, n or Escape
+does not. Enter does nothing here: it is the key that opens a domain on
+the screen below, and a stray one must not destroy it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.widgets import Label
 
 class ConfirmScreen(ModalScreen[bool]):
     CSS_PATH = "../styles/confirm.tcss"
-    BINDINGS = [Binding("y,Y,enter", "dismiss(True)", "Yes"),
+    BINDINGS = [Binding("y,Y", "dismiss(True)", "Yes"),
                 Binding("n,N,escape", "dismiss(False)", "No")]
 
     def __init__(self, question: str):

@@ -152,10 +152,17 @@ class DomainScreen(Screen):
         """Change something, then read the domain again."""
         def work() -> None:
             try:
-                ticket, answers = self._call(*requests, self._detail_request())
-                self.post_message(self.Acted(ticket, status, answers[-1]))
+                self._call(*requests)
             except XlError as e:
                 self.post_message(self.Failed(str(e)))
+                return
+            # The change was made: say so even if the domain can't be read
+            # again (it may be gone).
+            try:
+                ticket, (detail,) = self._call(self._detail_request())
+                self.post_message(self.Acted(ticket, status, detail))
+            except XlError as e:
+                self.post_message(self.Failed(f"{status}; the domain: {e}"))
         self.run_worker(work, thread=True, group="domain-act")
 
     # ------------------------------------------------------------ answers

@@ -82,6 +82,7 @@ class TopScreen(Screen):
         self.clock: dict = {}
         self.prompting: str | None = None
         self._timer = None
+        self.service_down = False
 
     def compose(self) -> ComposeResult:
         yield Summary(id="summary")
@@ -118,7 +119,11 @@ class TopScreen(Screen):
     def on_fetched(self, message: Fetched) -> None:
         if message.node is None:
             self.say(f"the host service: {message.error}")
+            self.service_down = True
             return
+        if self.service_down:
+            self.say("")                # it answers again
+            self.service_down = False
         self.clock = message.node["clock"]
         self.sample = Sample(message.node, self.sample)
         self.history.add(self.sample)

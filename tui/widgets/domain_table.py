@@ -135,19 +135,21 @@ class DomainTable(ScrollView, can_focus=True):
             # background ($text-muted, a background at 40%).
             return self.get_component_rich_style(f"domain-table--{name}")
         history = None
+        # The sparkline comes first, where it is always in view, and
+        # xentop's columns follow it as xentop has them.
         if line.kind == "header":
             look = style("header")
-            tail = f" {HISTORY_HEADER:<{HISTORY}}"
+            spark = f"{HISTORY_HEADER:<{HISTORY}} "
         elif line.kind == "domain":
             look = style(line.state) if line.state in STATE_STYLES else base
             if line.domid == self.selected:
                 look += Style(bgcolor=style("cursor").bgcolor)
             else:
                 history = look + Style(color=style("history").color)
-            tail = f" {self._spark(line.domid):<{HISTORY}}"
+            spark = f"{self._spark(line.domid):<{HISTORY}} "
         else:
             look = style("detail")
-            tail = ""
+            spark = " " * (HISTORY + 1)
         text = line.text
         if line.sort_span is None:
             parts = [Segment(text, look)]
@@ -156,6 +158,4 @@ class DomainTable(ScrollView, can_focus=True):
             bold = self.get_component_rich_style("domain-table--sort", partial=True)
             parts = [Segment(text[:start], look), Segment(text[start:end], look + bold),
                      Segment(text[end:], look)]
-        if tail:
-            parts.append(Segment(tail, history or look))
-        return parts
+        return [Segment(spark, history or look)] + parts

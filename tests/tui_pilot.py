@@ -8,6 +8,7 @@ import time
 
 from tui.app import TopApp
 from tui.options import Options
+from tui.xentop import View
 from tui.source import Source
 
 # Long enough that a test sees exactly one fetch unless it asks for more.
@@ -15,8 +16,11 @@ QUIET_DELAY = 3600.0
 
 
 def top_app(home, **options) -> TopApp:
+    """The dashboard on ``home``'s service; options as xl top's (the view's
+    ones, networks=True say, go to its View)."""
     options.setdefault("delay", QUIET_DELAY)
-    return TopApp(Source(str(home)), Options(**options))
+    view = {key: options.pop(key) for key in list(options) if hasattr(View, key)}
+    return TopApp(Source(str(home)), Options(**options, view=View(**view)))
 
 
 async def until(pilot, condition, timeout: float = 15.0) -> None:

@@ -10,21 +10,19 @@ import threading
 
 from tui.options import Options
 from tui.source import Source
-from tui.xentop import Sample, View, table
+from tui.xentop import Sample, table
 
 
 def run(options: Options, source: Source, out=None) -> int:
     out = out or sys.stdout
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    view = View(networks=options.networks, vbds=options.vbds, vcpus=options.vcpus,
-                repeat_header=options.repeat_header, full_name=options.full_name,
-                dom0_first=options.dom0_first, pcpus=options.pcpus)
+    view = options.view
     left = options.iterations
     sample = None
     try:
         while True:
-            sample = Sample(source.call("top", vcpus=options.vcpus), sample)
+            sample = Sample(source.call("top", vcpus=view.vcpus), sample)
             out.write("".join(line.text + "\n" for line in table(sample, view)))
             out.flush()
             if left is not None:

@@ -6,7 +6,9 @@ Python: the batch mode reads it without loading textual."""
 from __future__ import annotations
 
 import getopt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from tui.xentop import View
 
 XENTOP_VERSION = "1.0"
 SHORT = "hVnxrvd:bpi:fz"
@@ -46,13 +48,7 @@ class Options:
     delay: float = 3.0
     batch: bool = False
     iterations: int | None = None       # None: until quit
-    networks: bool = False
-    vbds: bool = False
-    vcpus: bool = False
-    repeat_header: bool = False
-    full_name: bool = False
-    dom0_first: bool = False
-    pcpus: bool = False
+    view: View = field(default_factory=View)   # what -n -x -v -r -f -z -p turn on
     help: bool = False
     version: bool = False
 
@@ -89,7 +85,7 @@ def parse_args(argv: list[str]) -> Options:
              "-V": "version", "--version": "version"}
     for name, value in opts:
         if name in flags:
-            setattr(o, flags[name], True)
+            setattr(o.view if hasattr(o.view, flags[name]) else o, flags[name], True)
         elif name in ("-d", "--delay"):
             o.delay = parse_delay(value)
         elif name in ("-i", "--iterations"):

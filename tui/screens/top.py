@@ -7,7 +7,7 @@ the ways into the other screens."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,7 +22,7 @@ from tui.options import Options, UsageError, parse_delay
 from tui.widgets.domain_table import DomainTable
 from tui.widgets.key_bar import KeyBar
 from tui.widgets.summary import Summary
-from tui.xentop import FIELDS, CpuHistory, Sample, View, table
+from tui.xentop import FIELDS, CpuHistory, Sample, table
 from xl.client import XlError
 
 # The actions on a domain: the service op `xl` uses, and what is said after.
@@ -74,9 +74,8 @@ class TopScreen(Screen):
         options = options or Options()
         self.delay = options.delay
         self.frames_left = options.iterations
-        self.view = View(networks=options.networks, vbds=options.vbds, vcpus=options.vcpus,
-                         repeat_header=options.repeat_header, full_name=options.full_name,
-                         dom0_first=options.dom0_first, pcpus=options.pcpus)
+        self.view = replace(options.view)        # the keys change it: a copy of the options'
+
         self.sample: Sample | None = None
         self.history = CpuHistory()
         self.clock: dict = {}

@@ -7,11 +7,10 @@ changes a step makes lit."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from rich.console import Console
-from tui_host import make_frozen_host, xl
+from tui_host import frozen_host, xl
 from tui_screen import drive, off_loop, until
 
 from tui.screens.domain import DomainScreen
@@ -50,11 +49,7 @@ def host_status(home) -> dict:
 @pytest.fixture(scope="module")
 def twin_home(tmp_path_factory):
     """A second host made the same way, for `xl step` to step."""
-    home = tmp_path_factory.mktemp("tui-twin") / "state"
-    os.makedirs(home)
-    make_frozen_host(home)
-    yield home
-    xl(home, "host", "stop", check=False)
+    yield from frozen_host(tmp_path_factory, "tui-twin")
 
 
 # ---------------------------------------------------------------- figures

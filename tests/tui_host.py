@@ -36,10 +36,16 @@ def make_frozen_host(home) -> None:
     xl(home, "clock", "run", "2s")
 
 
-@pytest.fixture(scope="module")
-def frozen_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("tui") / "state"
+def frozen_host(tmp_path_factory, name: str = "tui"):
+    """A frozen host in a new directory, for a fixture to yield; stopped
+    after."""
+    home = tmp_path_factory.mktemp(name) / "state"
     os.makedirs(home)
     make_frozen_host(home)
     yield home
     xl(home, "host", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def frozen_home(tmp_path_factory):
+    yield from frozen_host(tmp_path_factory)

@@ -39,6 +39,7 @@ from hv.public.io.xs_wire import (
     XS_CONTROL, XS_ERROR, XS_INTRODUCE, XS_MKDIR, XS_RELEASE, XS_RESUME, XS_RM, XS_SET_PERMS, XS_SET_TARGET,
     XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WRITE,
 )
+from hv.guest.workload import parse_duration
 from hv.xenstore.protocol import Message
 from hv.host import DEFAULT_DOM0_MEMORY, Host
 from xl.paths import LOCK, SOCKET, XENSTORED_SOCKET
@@ -91,7 +92,7 @@ JOURNAL = "journal"
 SNAPSHOT = "snapshot"
 # Requests that change the machine: journaled, and applied again on restart.
 CHANGES = ("create", "destroy", "network_capture", "pause", "unpause", "shutdown", "on_shutdown",
-           "sched_credit_set", "vcpu_pin", "vcpu_set", "sysrq", "trigger", "console_write", "rename", "debug_keys", "mem_set", "mem_max",
+           "sched_credit_set", "vcpu_pin", "vcpu_set", "sysrq", "trigger", "console_write", "dmesg_clear", "rename", "debug_keys", "mem_set", "mem_max",
            "device_attach", "device_detach", "detach_finish", "step", "xs_write", "xs_rm",
            "xs_chmod", "save", "restore")
 
@@ -236,10 +237,9 @@ class Service:
         args = request.get("args") or {}
         if not isinstance(args, dict):
             return {"ok": False, "error": f"bad arguments for {op}: they are a JSON object"}
-        changes = op in CHANGES or (op == "dmesg" and bool(args.get("clear")))
         try:
             with self.host.lock:
-                result = self.change(op, args) if changes else handler(**args)
+                result = self.change(op, args) if op in CHANGES else handler(**args)
                 self.reap()
                 return {"ok": True, "result": result}
         except (ServiceError, ToolstackError) as e:
@@ -420,8 +420,12 @@ class Service:
     def op_console_write(self, domid: int, data: str) -> int:
         return self.toolstack.console_write(domid, data)
 
-    def op_dmesg(self, clear: bool = False) -> str:
-        return self.toolstack.dmesg(clear)
+    def op_dmesg(self) -> str:
+        return self.toolstack.dmesg(False)
+
+    def op_dmesg_clear(self) -> str:
+        """`xl dmesg -c`: read, then clear (a change, so journaled)."""
+        return self.toolstack.dmesg(True)
 
     def op_info(self, numa: bool = False) -> dict:
         return self.toolstack.info(numa)
@@ -445,6 +449,11 @@ class Service:
                 raise ServiceError(f"speed must be above 0 and at most 1000000, not {value:g}")
             clock.speed = value
         elif action == "run":
+            if isinstance(value, str):          # a duration as people write it: 10ms, 2s
+                try:
+                    value = parse_duration(value) / 1e9
+                except ValueError as e:
+                    raise ServiceError(f"clock run: {e}") from None
             if not clock.frozen:
                 raise ServiceError("the clock is running: freeze it first (xl clock freeze)")
             if value <= 0:

@@ -27,7 +27,7 @@ from textual.widgets import Footer, Input
 
 from tui.widgets.domain_changes import changes, rates
 from tui.widgets.domain_header import DomainHeader
-from tui.widgets.duration_prompt import DurationPrompt, parse_duration
+from tui.widgets.duration_prompt import DurationPrompt
 from tui.widgets.evtchns import EventChannelPanel
 from tui.widgets.grants import GrantPanel
 from tui.widgets.rings import DevicePanel
@@ -262,13 +262,8 @@ class DomainScreen(Screen):
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
         self._close_prompt()
-        try:
-            ns = parse_duration(message.value)
-        except ValueError as e:
-            self.query_one(DomainHeader).set_status(str(e), error=True)
-            return
         self._act(f"ran {message.value.strip()} of virtual time",
-                  ("clock", {"action": "run", "value": ns / 1e9}))
+                  ("clock", {"action": "run", "value": message.value.strip()}))
 
     def on_duration_prompt_cancelled(self, message: DurationPrompt.Cancelled) -> None:
         self._close_prompt()
